@@ -1,0 +1,361 @@
+//! Turns a [`RawProfile`] into a pprof `Profile`: resolves each address to its mapping
+//! and symbols (once per distinct address), and labels every sample with its process and
+//! thread.
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::pprof::proto::Profile;
+use crate::pprof::{LabelValue, MappingInfo, ProfileBuilder, SampleType};
+use crate::procs::{MappedFile, ProcessTable};
+use crate::raw::{RawProfile, RawSample};
+use crate::symbolize::{Frames, Symbolizer};
+
+/// A profile kind's fixed columns, as PPROF.md lists them.
+#[derive(Debug, Clone, Copy)]
+pub struct KindColumns {
+    pub sample_types: &'static [SampleType],
+    pub period_type: SampleType,
+}
+
+pub const CPU: KindColumns = KindColumns {
+    sample_types: &[
+        SampleType {
+            kind: "samples",
+            unit: "count",
+        },
+        SampleType {
+            kind: "cpu",
+            unit: "nanoseconds",
+        },
+    ],
+    period_type: SampleType {
+        kind: "cpu",
+        unit: "nanoseconds",
+    },
+};
+
+/// Facts about the recording that go into the profile as metadata.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingInfo {
+    pub period: i64,
+    pub start_unix_nanos: i64,
+    pub duration_nanos: i64,
+    /// Comments, in order: command line, kernel, counters.
+    pub comments: Vec<String>,
+    /// The process whose main executable becomes mapping[0], if any.
+    pub main_pid: Option<u32>,
+}
+
+const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
+
+/// Identity of a file across processes (the same `Arc` is shared by all of them).
+fn file_id(f: &Arc<MappedFile>) -> usize {
+    Arc::as_ptr(f) as usize
+}
+
+/// Return addresses point after the call; step back into the call instruction so lines
+/// land on the call. The leaf keeps its exact IP.
+fn lookup_addr(index: usize, addr: u64) -> u64 {
+    if index == 0 {
+        addr
+    } else {
+        addr.saturating_sub(1)
+    }
+}
+
+/// Symbols for every distinct address of a raw profile.
+struct Resolved {
+    user: HashMap<(usize, u64), Frames>,
+    kernel: HashMap<u64, Frames>,
+    files: HashMap<usize, FileFlags>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct FileFlags {
+    functions: bool,
+    filenames: bool,
+    lines: bool,
+    inlines: bool,
+}
+
+impl FileFlags {
+    fn note(&mut self, frames: &Frames) {
+        self.functions |= !frames.is_empty();
+        self.filenames |= frames.iter().any(|f| !f.file.is_empty());
+        self.lines |= frames.iter().any(|f| f.line != 0);
+        self.inlines |= frames.len() > 1;
+    }
+}
+
+fn resolve(raw: &RawProfile, procs: &ProcessTable, sym: &Symbolizer) -> Resolved {
+    let mut by_file: HashMap<usize, (Arc<MappedFile>, HashSet<u64>)> = HashMap::new();
+    let mut kernel_addrs = HashSet::new();
+    for s in &raw.samples {
+        let info = procs.get(s.pid);
+        for (i, &addr) in s.user.iter().enumerate() {
+            let a = lookup_addr(i, addr);
+            if let Some(m) = info.and_then(|p| p.mapping_of(a)) {
+                by_file
+                    .entry(file_id(&m.file))
+                    .or_insert_with(|| (m.file.clone(), HashSet::new()))
+                    .1
+                    .insert(m.file_offset_of(a));
+            }
+        }
+        for (i, &addr) in s.kernel.iter().enumerate() {
+            kernel_addrs.insert(lookup_addr(i, addr));
+        }
+    }
+
+    let mut user = HashMap::new();
+    let mut files = HashMap::new();
+    for (id, (file, offsets)) in by_file {
+        let offsets: Vec<u64> = offsets.into_iter().collect();
+        let flags: &mut FileFlags = files.entry(id).or_default();
+        for (off, frames) in offsets.iter().zip(sym.user(&file.open_path, &offsets)) {
+            flags.note(&frames);
+            user.insert((id, *off), frames);
+        }
+    }
+    let kernel_addrs: Vec<u64> = kernel_addrs.into_iter().collect();
+    let kernel = kernel_addrs
+        .iter()
+        .copied()
+        .zip(sym.kernel(&kernel_addrs))
+        .collect();
+    Resolved {
+        user,
+        kernel,
+        files,
+    }
+}
+
+/// Builds the profile of one kind from raw samples.
+pub fn build_profile(
+    columns: KindColumns,
+    raw: &RawProfile,
+    procs: &ProcessTable,
+    sym: &Symbolizer,
+    info: &RecordingInfo,
+) -> Profile {
+    let resolved = resolve(raw, procs, sym);
+    let mut b = ProfileBuilder::new(columns.sample_types, columns.period_type, info.period);
+
+    // mapping[0] is the main executable of the first target, so pprof finds the binary.
+    if let Some(pid) = info.main_pid {
+        let main = procs.get(pid).and_then(|p| p.main_mapping(procs.exe(pid)));
+        if let Some(m) = main {
+            let flags = resolved
+                .files
+                .get(&file_id(&m.file))
+                .copied()
+                .unwrap_or_default();
+            b.mapping(&user_mapping(m, flags));
+        }
+    }
+
+    let kernel_mapping = kernel_mapping(raw).map(|m| b.mapping(&m));
+    for s in &raw.samples {
+        let locations = sample_locations(&mut b, s, procs, &resolved, kernel_mapping);
+        let labels = sample_labels(raw, procs, s);
+        b.sample(locations, &s.values, &labels);
+    }
+    for c in &info.comments {
+        b.comment(c);
+    }
+    b.time(info.start_unix_nanos, info.duration_nanos);
+    b.build()
+}
+
+fn user_mapping(m: &crate::procs::ExecMapping, flags: FileFlags) -> MappingInfo {
+    MappingInfo {
+        start: m.start,
+        limit: m.end,
+        file_offset: m.file_offset,
+        path: m.file.path.clone(),
+        build_id: m.file.build_id.clone(),
+        has_functions: flags.functions,
+        has_filenames: flags.filenames,
+        has_line_numbers: flags.lines,
+        has_inline_frames: flags.inlines,
+    }
+}
+
+/// One mapping spanning every kernel address in the profile.
+fn kernel_mapping(raw: &RawProfile) -> Option<MappingInfo> {
+    let addrs = raw.samples.iter().flat_map(|s| s.kernel.iter().copied());
+    let (lo, hi) = addrs.fold(None, |acc: Option<(u64, u64)>, a| match acc {
+        None => Some((a, a)),
+        Some((lo, hi)) => Some((lo.min(a), hi.max(a))),
+    })?;
+    Some(MappingInfo {
+        start: lo.saturating_sub(1),
+        limit: hi.saturating_add(1),
+        path: KERNEL_MAPPING.into(),
+        has_functions: true,
+        ..Default::default()
+    })
+}
+
+/// Location ids for a sample, leaf first: kernel frames, then user frames.
+fn sample_locations(
+    b: &mut ProfileBuilder,
+    s: &RawSample,
+    procs: &ProcessTable,
+    resolved: &Resolved,
+    kernel_mapping: Option<u64>,
+) -> Vec<u64> {
+    let mut ids = Vec::with_capacity(s.kernel.len() + s.user.len());
+    if let Some(km) = kernel_mapping {
+        for (i, &addr) in s.kernel.iter().enumerate() {
+            let a = lookup_addr(i, addr);
+            let id = match b.location_id(km, a) {
+                Some(id) => id,
+                None => {
+                    let frames = resolved.kernel.get(&a).map(Vec::as_slice).unwrap_or(&[]);
+                    b.location(km, a, frames)
+                }
+            };
+            ids.push(id);
+        }
+    }
+    // A user stack below a kernel stack continues from the user IP, which is a leaf-like
+    // exact address only when there is no kernel part; in both cases [0] is the IP.
+    let info = procs.get(s.pid);
+    for (i, &addr) in s.user.iter().enumerate() {
+        let a = lookup_addr(i, addr);
+        let id = match info.and_then(|p| p.mapping_of(a)) {
+            Some(m) => {
+                let fid = file_id(&m.file);
+                let flags = resolved.files.get(&fid).copied().unwrap_or_default();
+                let mapping_id = b.mapping(&user_mapping(m, flags));
+                match b.location_id(mapping_id, a) {
+                    Some(id) => id,
+                    None => {
+                        let frames = resolved
+                            .user
+                            .get(&(fid, m.file_offset_of(a)))
+                            .map(Vec::as_slice)
+                            .unwrap_or(&[]);
+                        b.location(mapping_id, a, frames)
+                    }
+                }
+            }
+            // JIT code or a mapping we never saw: the address alone, with no mapping.
+            None => b.location(0, a, &[]),
+        };
+        ids.push(id);
+    }
+    ids
+}
+
+fn sample_labels(
+    raw: &RawProfile,
+    procs: &ProcessTable,
+    s: &RawSample,
+) -> Vec<(&'static str, LabelValue)> {
+    let names = raw.threads.get(&s.tid);
+    let proc_info = procs.get(s.pid);
+    let comm = names
+        .map(|n| n.proc_comm.clone())
+        .filter(|c| !c.is_empty())
+        .or_else(|| proc_info.map(|p| p.comm.clone()))
+        .unwrap_or_default();
+    let thread_comm = names
+        .map(|n| n.comm.clone())
+        .filter(|c| !c.is_empty())
+        .or_else(|| proc_info.and_then(|p| p.threads.get(&s.tid).cloned()))
+        .unwrap_or_default();
+    let mut labels = vec![
+        ("pid", LabelValue::num(i64::from(s.pid))),
+        ("tid", LabelValue::num(i64::from(s.tid))),
+    ];
+    if !comm.is_empty() {
+        labels.push(("comm", LabelValue::Str(comm)));
+    }
+    if !thread_comm.is_empty() {
+        labels.push(("thread_comm", LabelValue::Str(thread_comm)));
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_step_back_into_the_call() {
+        assert_eq!(lookup_addr(0, 0x1000), 0x1000);
+        assert_eq!(lookup_addr(1, 0x1000), 0xfff);
+    }
+
+    #[test]
+    fn kernel_mapping_spans_kernel_addresses() {
+        let raw = RawProfile {
+            samples: vec![RawSample {
+                pid: 1,
+                tid: 1,
+                user: vec![],
+                kernel: vec![0xffff_ffff_8100_0010, 0xffff_ffff_8100_0000],
+                values: vec![1, 1],
+            }],
+            ..Default::default()
+        };
+        let m = kernel_mapping(&raw).unwrap();
+        assert_eq!(m.path, "[kernel.kallsyms]");
+        assert!(m.start < 0xffff_ffff_8100_0000 && m.limit > 0xffff_ffff_8100_0010);
+        assert!(kernel_mapping(&RawProfile::default()).is_none());
+    }
+
+    #[test]
+    fn samples_are_labelled_with_process_and_thread() {
+        let mut raw = RawProfile::default();
+        raw.threads.insert(
+            8,
+            crate::raw::ThreadNames {
+                pid: 7,
+                comm: "worker".into(),
+                proc_comm: "app".into(),
+            },
+        );
+        raw.samples.push(RawSample {
+            pid: 7,
+            tid: 8,
+            user: vec![0x10],
+            kernel: vec![],
+            values: vec![1, 10],
+        });
+        let p = build_profile(
+            CPU,
+            &raw,
+            &ProcessTable::default(),
+            &Symbolizer::new(),
+            &RecordingInfo::default(),
+        );
+        let s = |i: i64| p.string_table[i as usize].as_str();
+        let labels: Vec<(String, String)> = p.sample[0]
+            .label
+            .iter()
+            .map(|l| {
+                let v = if l.str != 0 {
+                    s(l.str).to_string()
+                } else {
+                    l.num.to_string()
+                };
+                (s(l.key).to_string(), v)
+            })
+            .collect();
+        let want = [
+            ("pid", "7"),
+            ("tid", "8"),
+            ("comm", "app"),
+            ("thread_comm", "worker"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(labels, want);
+        assert_eq!(p.sample[0].value, vec![1, 10]);
+    }
+}

@@ -1,0 +1,19 @@
+//! rprof-bpf: pprof profiles of any Linux process, recorded from outside with CO-RE eBPF.
+//!
+//! One recording flows: [`target`] (which tasks) → collectors in [`collect`] (BPF programs
+//! that aggregate in the kernel) → [`raw::RawProfile`] (addresses only) → [`procs`] (maps
+//! snapshotted while processes live) → [`symbolize`] → [`assemble`] (the pprof model) →
+//! [`output`]. [`record`] runs that flow.
+pub mod assemble;
+pub mod bpf;
+pub mod collect;
+pub mod output;
+pub mod perf_event;
+pub mod pprof;
+pub mod preflight;
+pub mod procs;
+pub mod raw;
+pub mod record;
+pub mod signals;
+pub mod symbolize;
+pub mod target;

@@ -1,0 +1,66 @@
+//! The rprof-bpf command: parses arguments, runs the library, and turns errors into one
+//! line on stderr and a non-zero exit.
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use clap::Parser;
+
+use rprof_bpf::record::{self, RecordOptions, RecordSummary, StopReason};
+
+mod cli;
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = cli::Cli::parse();
+    match run(cli, started) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rprof-bpf: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
+    match cli.command {
+        cli::Command::Record(args) => {
+            let target = args.target().map_err(|e| anyhow!(e))?;
+            let opts = RecordOptions {
+                target,
+                duration: args.seconds,
+                frequency: args.frequency,
+                output: args.output.clone(),
+                max_entries: args.max_entries,
+                command_line: std::env::args().collect::<Vec<_>>().join(" "),
+                started,
+                print_timings: std::env::var_os("RPROF_TIMINGS").is_some_and(|v| v == "1"),
+            };
+            let summary = record::record(&opts)?;
+            print_summary(&summary);
+            Ok(match summary.command_status {
+                Some(status) => ExitCode::from(status.shell_code().clamp(0, 255) as u8),
+                None => match summary.stop {
+                    StopReason::Signal(sig) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
+                    _ => ExitCode::SUCCESS,
+                },
+            })
+        }
+    }
+}
+
+fn print_summary(s: &RecordSummary) {
+    let mut line = format!(
+        "rprof-bpf: {} samples in {:.2}s",
+        s.counters.samples(),
+        s.duration.as_secs_f64()
+    );
+    for (name, value) in s.counters.nonzero_failures() {
+        line.push_str(&format!(", {name}={value}"));
+    }
+    let path = s.output.display();
+    line.push_str(&format!(
+        "; wrote {path}; open with: go tool pprof -http=: {path}"
+    ));
+    eprintln!("{line}");
+}

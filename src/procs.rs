@@ -1,0 +1,268 @@
+//! The process table: names, threads and executable mappings of every process that
+//! produced a sample, snapshotted from procfs while the process lives.
+//!
+//! Each mapped file is opened once (through `/proc/PID/map_files`, which also works for
+//! deleted files and other mount namespaces) and the descriptor is kept, so a process that
+//! exits mid-recording can still be symbolized at the end through `/proc/self/fd/N`.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use procfs::process::{MMPermissions, MMapPath, Process};
+
+/// A binary some process maps executable, opened for symbolization.
+#[derive(Debug)]
+pub struct MappedFile {
+    /// The path as the process saw it (or `[vdso]`).
+    pub path: String,
+    /// Where this process (rprof-bpf) can read it, for as long as the table lives.
+    pub open_path: PathBuf,
+    /// GNU build id, lowercase hex; empty if the file has none.
+    pub build_id: String,
+    _handle: File,
+}
+
+/// An executable mapping of one process.
+#[derive(Debug, Clone)]
+pub struct ExecMapping {
+    pub start: u64,
+    pub end: u64,
+    pub file_offset: u64,
+    pub file: Arc<MappedFile>,
+}
+
+impl ExecMapping {
+    /// The file offset an address in this mapping comes from.
+    pub fn file_offset_of(&self, addr: u64) -> u64 {
+        addr - self.start + self.file_offset
+    }
+}
+
+/// What we know of one process.
+#[derive(Debug, Default)]
+pub struct ProcessInfo {
+    pub comm: String,
+    /// Thread names by tid, as procfs showed them when snapshotted.
+    pub threads: HashMap<u32, String>,
+    /// Sorted by start address, not overlapping.
+    mappings: Vec<ExecMapping>,
+}
+
+impl ProcessInfo {
+    /// The mapping that holds `addr`, if any.
+    pub fn mapping_of(&self, addr: u64) -> Option<&ExecMapping> {
+        let i = self.mappings.partition_point(|m| m.start <= addr);
+        let m = self.mappings.get(i.checked_sub(1)?)?;
+        (addr < m.end).then_some(m)
+    }
+
+    /// The main executable's first mapping, if known.
+    pub fn main_mapping(&self, exe: Option<&str>) -> Option<&ExecMapping> {
+        let exe = exe?;
+        self.mappings.iter().find(|m| m.file.path == exe)
+    }
+
+    /// Adds newer mappings, replacing any older ones they overlap.
+    fn merge(&mut self, newer: Vec<ExecMapping>) {
+        self.mappings
+            .retain(|old| !newer.iter().any(|n| n.start < old.end && old.start < n.end));
+        self.mappings.extend(newer);
+        self.mappings.sort_by_key(|m| m.start);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read /proc/{pid}: {source}")]
+pub struct SnapshotError {
+    pub pid: u32,
+    source: procfs::ProcError,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+enum FileKey {
+    Inode { dev: (i32, i32), inode: u64 },
+    Vdso,
+}
+
+/// Every process seen so far, with the files they map.
+#[derive(Default)]
+pub struct ProcessTable {
+    procs: HashMap<u32, ProcessInfo>,
+    exes: HashMap<u32, String>,
+    files: HashMap<FileKey, Arc<MappedFile>>,
+}
+
+impl ProcessTable {
+    pub fn get(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.procs.get(&pid)
+    }
+
+    pub fn contains(&self, pid: u32) -> bool {
+        self.procs.contains_key(&pid)
+    }
+
+    /// The executable path of a process, as it was at its last snapshot.
+    pub fn exe(&self, pid: u32) -> Option<&str> {
+        self.exes.get(&pid).map(String::as_str)
+    }
+
+    /// Reads (or re-reads) a process. After an exec, pass `fresh_image` so the old image's
+    /// mappings are dropped; otherwise new mappings (dlopen) are merged in.
+    pub fn snapshot(&mut self, pid: u32, fresh_image: bool) -> Result<(), SnapshotError> {
+        let err = |source| SnapshotError { pid, source };
+        let proc = Process::new(pid as i32).map_err(err)?;
+        let maps = proc.maps().map_err(err)?;
+        let comm = proc.stat().map_err(err)?.comm;
+        if let Ok(exe) = proc.exe() {
+            self.exes.insert(pid, exe.to_string_lossy().into_owned());
+        }
+        let mut mappings = Vec::new();
+        for m in maps {
+            if !m.perms.contains(MMPermissions::EXECUTE) {
+                continue;
+            }
+            let (start, end) = m.address;
+            let file = match &m.pathname {
+                MMapPath::Path(path) => self.open_file(
+                    pid,
+                    FileKey::Inode {
+                        dev: m.dev,
+                        inode: m.inode,
+                    },
+                    path.to_string_lossy().into_owned(),
+                    (start, end),
+                ),
+                MMapPath::Vdso => self.vdso(),
+                _ => None,
+            };
+            if let Some(file) = file {
+                mappings.push(ExecMapping {
+                    start,
+                    end,
+                    file_offset: m.offset,
+                    file,
+                });
+            }
+        }
+        let threads = proc
+            .tasks()
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|t| Some((t.tid as u32, t.stat().ok()?.comm)))
+                    .collect()
+            })
+            .unwrap_or_default();
+
+        let info = self.procs.entry(pid).or_default();
+        info.comm = comm;
+        info.threads.extend::<HashMap<u32, String>>(threads);
+        if fresh_image {
+            info.mappings.clear();
+        }
+        info.merge(mappings);
+        Ok(())
+    }
+
+    fn open_file(
+        &mut self,
+        pid: u32,
+        key: FileKey,
+        path: String,
+        (start, end): (u64, u64),
+    ) -> Option<Arc<MappedFile>> {
+        if let Some(f) = self.files.get(&key) {
+            return Some(f.clone());
+        }
+        let via_map_files = format!("/proc/{pid}/map_files/{start:x}-{end:x}");
+        let via_root = format!("/proc/{pid}/root{path}");
+        let handle = File::open(&via_map_files)
+            .or_else(|_| File::open(&via_root))
+            .or_else(|_| File::open(&path))
+            .ok()?;
+        let file = Arc::new(MappedFile::new(path, handle));
+        self.files.insert(key, file.clone());
+        Some(file)
+    }
+
+    /// The vDSO is the same image in every process of this kernel: symbolize it from a copy
+    /// of our own.
+    fn vdso(&mut self) -> Option<Arc<MappedFile>> {
+        if let Some(f) = self.files.get(&FileKey::Vdso) {
+            return Some(f.clone());
+        }
+        let file = Arc::new(MappedFile::new("[vdso]".into(), copy_own_vdso()?));
+        self.files.insert(FileKey::Vdso, file.clone());
+        Some(file)
+    }
+}
+
+impl MappedFile {
+    fn new(path: String, handle: File) -> Self {
+        let open_path = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+        let build_id = blazesym::helper::read_elf_build_id(&open_path)
+            .ok()
+            .flatten()
+            .map(|id| id.iter().map(|b| format!("{b:02x}")).collect())
+            .unwrap_or_default();
+        Self {
+            path,
+            open_path,
+            build_id,
+            _handle: handle,
+        }
+    }
+}
+
+/// Copies this process's vDSO image into a memfd.
+fn copy_own_vdso() -> Option<File> {
+    let me = Process::myself().ok()?;
+    let vdso = me
+        .maps()
+        .ok()?
+        .into_iter()
+        .find(|m| m.pathname == MMapPath::Vdso)?;
+    let (start, end) = vdso.address;
+    // SAFETY: the range is our own live, readable vDSO mapping, which is never unmapped.
+    let image = unsafe { std::slice::from_raw_parts(start as *const u8, (end - start) as usize) };
+    // SAFETY: memfd_create with a valid C string name.
+    let fd = unsafe { libc::memfd_create(c"rprof-vdso".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd owned by nobody else.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(image).ok()?;
+    Some(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_our_own_process() {
+        let mut table = ProcessTable::default();
+        let pid = std::process::id();
+        table.snapshot(pid, false).unwrap();
+        let info = table.get(pid).unwrap();
+        assert!(!info.comm.is_empty());
+        assert!(info.threads.contains_key(&pid));
+        // This very function's code is in an executable mapping of our own binary.
+        let here = snapshots_our_own_process as usize as u64;
+        let m = info.mapping_of(here).expect("our code is mapped");
+        assert_eq!(m.file.path, table.exe(pid).unwrap());
+        assert!(m.file.open_path.exists());
+        assert!(info.mapping_of(0x10).is_none());
+    }
+
+    #[test]
+    fn vdso_copy_is_an_elf_image() {
+        let f = copy_own_vdso().expect("vdso");
+        let bytes = std::fs::read(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
+        assert_eq!(&bytes[..4], b"\x7fELF");
+    }
+}

@@ -1,0 +1,44 @@
+//! What a collector hands over: samples with raw addresses, thread names captured in BPF,
+//! and the failure counters. No symbols yet.
+use std::collections::HashMap;
+
+use crate::bpf::counters::Counters;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSample {
+    pub pid: u32,
+    pub tid: u32,
+    /// User frames, innermost first; [0] is the sampled IP, the rest are return addresses.
+    pub user: Vec<u64>,
+    /// Kernel frames, innermost first, in the same convention.
+    pub kernel: Vec<u64>,
+    /// One value per sample type of the profile kind.
+    pub values: Vec<i64>,
+}
+
+/// Names of a thread as BPF saw them while it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ThreadNames {
+    pub pid: u32,
+    pub comm: String,
+    pub proc_comm: String,
+}
+
+#[derive(Debug, Default)]
+pub struct RawProfile {
+    pub samples: Vec<RawSample>,
+    pub threads: HashMap<u32, ThreadNames>,
+    pub counters: Counters,
+}
+
+impl RawProfile {
+    /// Distinct process ids among the samples, in first-seen order.
+    pub fn pids(&self) -> Vec<u32> {
+        let mut seen = std::collections::HashSet::new();
+        self.samples
+            .iter()
+            .map(|s| s.pid)
+            .filter(|p| seen.insert(*p))
+            .collect()
+    }
+}

@@ -1,0 +1,140 @@
+//! Symbolization with one long-lived blazesym `Symbolizer`: user frames from the mapped
+//! files (ELF symbols, DWARF lines and inlined frames, debug links), kernel frames from
+//! kallsyms. Names are demangled here so both the raw and the readable name are kept.
+use std::path::Path;
+
+use blazesym::symbolize::source::{Elf, Kernel, Source};
+use blazesym::symbolize::{CodeInfo, Input, Symbolized};
+use blazesym::MaybeDefault;
+
+use crate::pprof::FrameInfo;
+
+/// What one address resolved to: its frames, innermost inlined callee first. Empty when
+/// the address could not be resolved.
+pub type Frames = Vec<FrameInfo>;
+
+pub struct Symbolizer {
+    inner: blazesym::symbolize::Symbolizer,
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Symbolizer {
+    pub fn new() -> Self {
+        let inner = blazesym::symbolize::Symbolizer::builder()
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
+            // We demangle ourselves, to keep the raw name as pprof's system_name.
+            .enable_demangling(false)
+            .build();
+        Self { inner }
+    }
+
+    /// Resolves file offsets within an ELF file.
+    pub fn user(&self, file: &Path, offsets: &[u64]) -> Vec<Frames> {
+        let src = Source::from(Elf::new(file));
+        self.resolve(&src, Input::FileOffset(offsets), offsets.len())
+    }
+
+    /// Resolves kernel addresses through kallsyms.
+    pub fn kernel(&self, addrs: &[u64]) -> Vec<Frames> {
+        let kernel = Kernel {
+            // Searching for a vmlinux image costs time and usually finds nothing.
+            vmlinux: MaybeDefault::None,
+            debug_syms: false,
+            ..Kernel::default()
+        };
+        let src = Source::from(kernel);
+        self.resolve(&src, Input::AbsAddr(addrs), addrs.len())
+    }
+
+    fn resolve(&self, src: &Source, input: Input<&[u64]>, n: usize) -> Vec<Frames> {
+        match self.inner.symbolize(src, input) {
+            Ok(results) => results.into_iter().map(frames_of).collect(),
+            // The whole source is unusable (file gone, not ELF): every address stays raw.
+            Err(_) => vec![Vec::new(); n],
+        }
+    }
+}
+
+fn frames_of(sym: Symbolized) -> Frames {
+    let Some(sym) = sym.into_sym() else {
+        return Vec::new();
+    };
+    let mut frames: Frames = sym
+        .inlined
+        .iter()
+        .rev()
+        .map(|f| frame(&f.name, f.code_info.as_ref()))
+        .collect();
+    frames.push(frame(&sym.name, sym.code_info.as_deref()));
+    frames
+}
+
+fn frame(raw: &str, code: Option<&CodeInfo>) -> FrameInfo {
+    let name = demangle(raw);
+    FrameInfo {
+        system_name: if name == raw {
+            String::new()
+        } else {
+            raw.to_owned()
+        },
+        name,
+        file: code
+            .map(|c| c.to_path().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        line: code.and_then(|c| c.line).unwrap_or(0),
+        start_line: 0,
+    }
+}
+
+/// Demangles Rust (legacy and v0) and C++ names; anything else is returned as is.
+pub fn demangle(raw: &str) -> String {
+    if let Ok(d) = rustc_demangle::try_demangle(raw) {
+        // `{:#}` drops the hash suffix, as Rust backtraces show names.
+        return format!("{d:#}");
+    }
+    if raw.starts_with("_Z") {
+        if let Ok(sym) = cpp_demangle::Symbol::new(raw) {
+            if let Ok(d) = sym.demangle() {
+                return d;
+            }
+        }
+    }
+    raw.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demangles_rust_and_cpp_and_leaves_c_alone() {
+        assert_eq!(
+            demangle("_ZN4core3fmt5write17h0123456789abcdefE"),
+            "core::fmt::write"
+        );
+        assert_eq!(demangle("_ZN3foo3barEv"), "foo::bar()");
+        assert_eq!(demangle("main"), "main");
+        assert_eq!(demangle("main.hotA"), "main.hotA");
+    }
+
+    #[test]
+    fn resolves_a_function_of_this_test_binary() {
+        let mut table = crate::procs::ProcessTable::default();
+        let pid = std::process::id();
+        table.snapshot(pid, false).unwrap();
+        let addr = demangle as usize as u64;
+        let m = table.get(pid).unwrap().mapping_of(addr).unwrap();
+        let s = Symbolizer::new();
+        let frames = s.user(&m.file.open_path, &[m.file_offset_of(addr)]);
+        let outer = frames[0].last().expect("resolved");
+        assert_eq!(outer.name, "rprof_bpf::symbolize::demangle");
+        assert!(outer.file.ends_with("symbolize.rs"), "{outer:?}");
+        assert_ne!(outer.system_name, "", "raw mangled name kept");
+    }
+}
