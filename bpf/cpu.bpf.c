@@ -13,6 +13,7 @@
 #include "rprof.h"
 
 #define EEXIST 17
+#define ENOMEM 12
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -162,7 +163,7 @@ static __always_inline u64 store_stack(const struct stack_trace *st, bool *dropp
 		if (!err)
 			return id;
 		if (err != -EEXIST) {
-			count(RPROF_CNT_STACK_MAP_FULL);
+			count(err == -ENOMEM ? RPROF_CNT_STACK_ALLOC_FAILED : RPROF_CNT_STACK_MAP_FULL);
 			*dropped = true;
 			return RPROF_NO_STACK;
 		}

@@ -43,7 +43,13 @@ enum rprof_counter {
 	RPROF_CNT_TARGETS_MAP_FULL = 10,
 	/* The per-CPU scratch buffer could not be looked up (should never happen). */
 	RPROF_CNT_SCRATCH_MISSING = 11,
-	RPROF_CNT_MAX = 12,
+	/*
+	 * Samples dropped because the kernel had no memory at hand for a new stack
+	 * entry (the stack map allocates on demand; its per-CPU cache can run dry
+	 * in a burst of new stacks).
+	 */
+	RPROF_CNT_STACK_ALLOC_FAILED = 12,
+	RPROF_CNT_MAX = 13,
 };
 
 /* A stack as bpf_get_stack returns it: nr frames, innermost first, zero-padded. */

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use clap::Parser;
 
-use rprof_bpf::record::{self, RecordOptions, RecordSummary, StopReason};
+use rprof_bpf::record::{self, RecordOptions, RecordSummary};
 
 mod cli;
 
@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     match run(cli, started) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("rprof-bpf: error: {e:#}");
+            // Our error types carry their cause in their message already.
+            eprintln!("rprof-bpf: error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -38,12 +39,11 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
             };
             let summary = record::record(&opts)?;
             print_summary(&summary);
+            // Ctrl-C is the normal end of an open-ended recording, so it is a success, as
+            // with perf record; a launched command's own exit code is passed on.
             Ok(match summary.command_status {
                 Some(status) => ExitCode::from(status.shell_code().clamp(0, 255) as u8),
-                None => match summary.stop {
-                    StopReason::Signal(sig) => ExitCode::from((128 + sig).clamp(0, 255) as u8),
-                    _ => ExitCode::SUCCESS,
-                },
+                None => ExitCode::SUCCESS,
             })
         }
     }

@@ -22,6 +22,7 @@ const NAMES: [(C, &str); C::RPROF_CNT_MAX.0 as usize] = [
     (C::RPROF_CNT_EVENTS_LOST, "events_lost"),
     (C::RPROF_CNT_TARGETS_MAP_FULL, "targets_map_full"),
     (C::RPROF_CNT_SCRATCH_MISSING, "scratch_missing"),
+    (C::RPROF_CNT_STACK_ALLOC_FAILED, "stack_alloc_failed"),
 ];
 
 /// Counter values, summed over CPUs.
@@ -69,6 +70,7 @@ impl Counters {
             C::RPROF_CNT_STACK_MAP_FULL,
             C::RPROF_CNT_STACK_COLLISION,
             C::RPROF_CNT_SCRATCH_MISSING,
+            C::RPROF_CNT_STACK_ALLOC_FAILED,
         ]
         .iter()
         .map(|&c| self.get(c))

@@ -51,9 +51,16 @@ pub fn failure_reason(lines: &[String]) -> Option<String> {
             return Some(format!("verifier: {line}"));
         }
     }
-    text.iter()
+    let complaints: Vec<String> = text
+        .iter()
         .map(|l| l.trim().trim_start_matches("libbpf: ").to_string())
-        .find(|l| l.contains("fail") || l.contains("rror"))
+        .filter(|l| !l.contains("optional"))
+        .collect();
+    complaints
+        .iter()
+        .find(|l| l.contains("failed"))
+        .or_else(|| complaints.iter().find(|l| l.contains("rror")))
+        .cloned()
 }
 
 #[cfg(test)]
@@ -74,7 +81,11 @@ mod tests {
 
     #[test]
     fn falls_back_to_libbpfs_complaint() {
-        let log = vec!["libbpf: map 'counts': failed to create: -ENOMEM\n".to_string()];
+        let log = vec![
+            "libbpf: object 'x': failed (-22) to create BPF token from '/sys/fs/bpf', skipping optional step...\n".to_string(),
+            "libbpf: Error in bpf_create_map_xattr(counts): -ENOMEM. Retrying without BTF.\n".to_string(),
+            "libbpf: map 'counts': failed to create: -ENOMEM\n".to_string(),
+        ];
         assert_eq!(
             failure_reason(&log).unwrap(),
             "map 'counts': failed to create: -ENOMEM"

@@ -19,7 +19,7 @@ pub enum ProcEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CollectError {
-    #[error("cannot load the {kind} BPF program ({source}){}", reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default())]
+    #[error("cannot load the {kind} BPF program: {}", reason.clone().unwrap_or_else(|| source.to_string()))]
     Load {
         kind: &'static str,
         source: libbpf_rs::Error,
