@@ -3,11 +3,11 @@
 //! One recording flows: [`target`] (which tasks) → collectors in [`collect`] (BPF programs
 //! that aggregate in the kernel) → [`raw::RawProfile`] (addresses only) → [`procs`] (maps
 //! snapshotted while processes live) → [`symbolize`] → [`assemble`] (the pprof model) →
-//! [`output`]. [`record`] runs that flow.
+//! [`output_file`]. [`record`] runs that flow.
 pub mod assemble;
 pub mod bpf;
 pub mod collect;
-pub mod output;
+pub mod output_file;
 pub mod perf_event;
 pub mod pprof;
 pub mod preflight;

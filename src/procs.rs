@@ -252,7 +252,7 @@ mod tests {
         assert!(!info.comm.is_empty());
         assert!(info.threads.contains_key(&pid));
         // This very function's code is in an executable mapping of our own binary.
-        let here = snapshots_our_own_process as usize as u64;
+        let here = snapshots_our_own_process as *const () as u64;
         let m = info.mapping_of(here).expect("our code is mapped");
         assert_eq!(m.file.path, table.exe(pid).unwrap());
         assert!(m.file.open_path.exists());

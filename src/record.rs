@@ -8,7 +8,7 @@ use crate::assemble::{self, RecordingInfo};
 use crate::bpf::counters::Counters;
 use crate::collect::cpu::{CpuCollector, CpuConfig};
 use crate::collect::{CollectError, ProcEvent};
-use crate::output::{OutputError, PendingOutput};
+use crate::output_file::{OutputError, PendingOutput};
 use crate::preflight::{self, PreflightError};
 use crate::procs::ProcessTable;
 use crate::symbolize::Symbolizer;

@@ -128,7 +128,7 @@ mod tests {
         let mut table = crate::procs::ProcessTable::default();
         let pid = std::process::id();
         table.snapshot(pid, false).unwrap();
-        let addr = demangle as usize as u64;
+        let addr = demangle as *const () as u64;
         let m = table.get(pid).unwrap().mapping_of(addr).unwrap();
         let s = Symbolizer::new();
         let frames = s.user(&m.file.open_path, &[m.file_offset_of(addr)]);

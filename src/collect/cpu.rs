@@ -65,6 +65,7 @@ impl<'obj> CpuCollector<'obj> {
             .set_max_entries(cfg.max_entries.saturating_mul(2).max(1024))
             .map_err(load_err)?;
         let skel = open.load().map_err(load_err)?;
+        warm_stack_cache(&skel.maps.stacks);
 
         for pid in cfg.pids.iter().flatten() {
             skel.maps
@@ -236,6 +237,41 @@ impl<'obj> CpuCollector<'obj> {
             counters: self.counters()?,
         })
     }
+}
+
+/// New entries of the on-demand `stacks` map come from a per-CPU cache that starts with a
+/// single element and is refilled only after the handler returns, so the first sample on a
+/// CPU that stores both a user and a kernel stack would drop. Inserting and deleting a few
+/// entries from each CPU beforehand fills every cache.
+fn warm_stack_cache(stacks: &dyn MapCore) {
+    const WARM_ENTRIES: u64 = 4;
+    let Ok(cpus) = perf_event::online_cpus() else {
+        return;
+    };
+    // SAFETY: cpu_set_t is plain data; sched_{get,set}affinity read or fill it.
+    let mut saved: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    if unsafe { libc::sched_getaffinity(0, size, &mut saved) } != 0 {
+        return;
+    }
+    let empty = vec![0u8; stacks.value_size() as usize];
+    for cpu in cpus {
+        // SAFETY: as above.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu as usize, &mut one) };
+        if unsafe { libc::sched_setaffinity(0, size, &one) } != 0 {
+            continue;
+        }
+        // Keys near u64::MAX: real stack ids are hashes, and these are deleted at once.
+        for i in 0..WARM_ENTRIES {
+            let _ = stacks.update(&(u64::MAX - i).to_ne_bytes(), &empty, MapFlags::ANY);
+        }
+        for i in 0..WARM_ENTRIES {
+            let _ = stacks.delete(&(u64::MAX - i).to_ne_bytes());
+        }
+    }
+    // SAFETY: restoring the mask read above.
+    unsafe { libc::sched_setaffinity(0, size, &saved) };
 }
 
 fn decode_event(data: &[u8]) -> Option<ProcEvent> {
