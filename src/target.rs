@@ -109,9 +109,9 @@ impl Target {
     pub fn prepare(spec: &TargetSpec) -> Result<Self, TargetError> {
         match spec {
             TargetSpec::Pids(pids) => Ok(Self {
-                watched: pids
-                    .iter()
-                    .map(|&p| Watched::open(p))
+                watched: process_ids(pids)
+                    .into_iter()
+                    .map(Watched::open)
                     .collect::<Result<_, _>>()?,
                 launched: None,
                 all: false,
@@ -306,6 +306,26 @@ impl Launched {
     }
 }
 
+/// The processes behind the ids given: a thread id stands for its whole process, since
+/// targets are filtered by process in BPF. Order is kept and repeats are dropped.
+fn process_ids(ids: &[u32]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for &id in ids {
+        let tgid = std::fs::read_to_string(format!("/proc/{id}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Tgid:"))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(id);
+        if !out.contains(&tgid) {
+            out.push(tgid);
+        }
+    }
+    out
+}
+
 fn waitpid(pid: u32, flags: i32) -> Option<ExitStatus> {
     let mut status = 0;
     // SAFETY: waiting on our own child with a valid status pointer.
@@ -373,6 +393,16 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         assert_eq!(t.finish(), Some(ExitStatus::Code(7)));
+    }
+
+    #[test]
+    fn thread_ids_stand_for_their_process() {
+        let me = std::process::id();
+        // Test functions run on a thread of their own, not the main thread.
+        // SAFETY: gettid has no preconditions.
+        let own_tid = unsafe { libc::gettid() } as u32;
+        assert_ne!(own_tid, me);
+        assert_eq!(process_ids(&[own_tid, me, me]), vec![me]);
     }
 
     #[test]
