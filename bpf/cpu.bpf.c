@@ -1,224 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * CPU profiler: a perf_event program on the software CPU clock, one event per
- * CPU. Each sample of a target thread is aggregated in the kernel into
- * `counts`, keyed by (pid, tid, user stack id, kernel stack id). Stacks are
- * stored once in `stacks`, keyed by a 64-bit hash of their frames; a hash that
- * is already taken by a different stack is detected and counted, never merged.
+ * CPU. Each sample of a target thread is aggregated in the kernel by
+ * (pid, tid, user stack, kernel stack); the value is (samples, sum of periods).
  */
-#include "vmlinux.h"
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
-#include "rprof.h"
-
-#define EEXIST 17
-#define ENOMEM 12
-
-char LICENSE[] SEC("license") = "GPL";
-
-/* Set by user space before load. */
-const volatile bool filter_pids = false;
-/* Children forked by a target become targets (used for a launched command). */
-const volatile bool follow_forks = false;
-
-/* Target processes (tgid) when filter_pids is set. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, u32);
-	__type(value, u8);
-} targets SEC(".maps");
-
-/* Sizes of these are set by user space from the recording's options. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct sample_key);
-	__type(value, struct sample_value);
-} counts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 32768);
-	__type(key, u64);
-	__type(value, struct stack_trace);
-} stacks SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, u32);
-	__type(value, struct thread_names);
-} threads SEC(".maps");
-
-/* Processes that have produced a sample; the first one triggers an event. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 32768);
-	__type(key, u32);
-	__type(value, u8);
-} seen_pids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} events SEC(".maps");
-
-/* Two scratch stacks per CPU: [0] user, [1] kernel. Too big for the BPF stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, u32);
-	__type(value, struct stack_trace);
-} scratch SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, RPROF_CNT_MAX);
-	__type(key, u32);
-	__type(value, u64);
-} counters SEC(".maps");
-
-/* Keep the shared types in BTF so the skeleton exports them to Rust. */
-struct proc_event _proc_event_btf = {};
-enum rprof_counter _rprof_counter_btf = RPROF_CNT_MAX;
-enum proc_event_kind _proc_event_kind_btf = PROC_EVENT_FIRST_SAMPLE;
-
-static __always_inline void count(u32 counter)
-{
-	u64 *v = bpf_map_lookup_elem(&counters, &counter);
-
-	if (v)
-		*v += 1; /* per-CPU slot: no atomics needed */
-}
-
-static __always_inline bool is_target(u32 pid)
-{
-	return !filter_pids || bpf_map_lookup_elem(&targets, &pid);
-}
-
-static __always_inline void emit(u32 kind, u32 pid, u32 parent_pid)
-{
-	struct proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-
-	if (!e) {
-		count(RPROF_CNT_EVENTS_LOST);
-		return;
-	}
-	e->kind = kind;
-	e->pid = pid;
-	e->parent_pid = parent_pid;
-	e->_pad = 0;
-	bpf_ringbuf_submit(e, 0);
-}
-
-/* FNV-1a over the frames, then a final mix; never returns RPROF_NO_STACK. */
-static __always_inline u64 hash_stack(const struct stack_trace *st)
-{
-	u64 h = 0xcbf29ce484222325ULL ^ st->nr;
-
-	for (u32 i = 0; i < RPROF_MAX_STACK_DEPTH; i++) {
-		if (i >= st->nr)
-			break;
-		h ^= st->ips[i];
-		h *= 0x100000001b3ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	return h ? h : 1;
-}
-
-static __always_inline bool same_stack(const struct stack_trace *a, const struct stack_trace *b)
-{
-	if (a->nr != b->nr)
-		return false;
-	for (u32 i = 0; i < RPROF_MAX_STACK_DEPTH; i++) {
-		if (i >= a->nr)
-			break;
-		if (a->ips[i] != b->ips[i])
-			return false;
-	}
-	return true;
-}
-
-/*
- * Stores a stack and returns its id, or RPROF_NO_STACK for an empty stack.
- * *dropped is set when the stack could not be stored (map full, collision).
- */
-static __always_inline u64 store_stack(const struct stack_trace *st, bool *dropped)
-{
-	struct stack_trace *old;
-	u64 id;
-	long err;
-
-	if (st->nr == 0)
-		return RPROF_NO_STACK;
-	id = hash_stack(st);
-	old = bpf_map_lookup_elem(&stacks, &id);
-	if (!old) {
-		err = bpf_map_update_elem(&stacks, &id, st, BPF_NOEXIST);
-		if (!err)
-			return id;
-		if (err != -EEXIST) {
-			count(err == -ENOMEM ? RPROF_CNT_STACK_ALLOC_FAILED : RPROF_CNT_STACK_MAP_FULL);
-			*dropped = true;
-			return RPROF_NO_STACK;
-		}
-		/* Another CPU stored this id first: compare against its stack. */
-		old = bpf_map_lookup_elem(&stacks, &id);
-		if (!old) {
-			count(RPROF_CNT_STACK_MAP_FULL);
-			*dropped = true;
-			return RPROF_NO_STACK;
-		}
-	}
-	if (!same_stack(old, st)) {
-		count(RPROF_CNT_STACK_COLLISION);
-		*dropped = true;
-		return RPROF_NO_STACK;
-	}
-	return id;
-}
-
-/* Fills st from bpf_get_stack; flags selects the user or the kernel stack. */
-static __always_inline void read_stack(void *ctx, struct stack_trace *st, u64 flags,
-				       u32 error_counter, u32 truncated_counter)
-{
-	long n = bpf_get_stack(ctx, st->ips, sizeof(st->ips), flags);
-
-	if (n < 0) {
-		count(error_counter);
-		st->nr = 0;
-		return;
-	}
-	st->nr = n / sizeof(u64);
-	if (st->nr >= RPROF_MAX_STACK_DEPTH)
-		count(truncated_counter);
-}
-
-static __always_inline void remember_thread(struct task_struct *task, u32 pid, u32 tid)
-{
-	struct thread_names names = { .pid = pid };
-
-	bpf_get_current_comm(names.comm, sizeof(names.comm));
-	BPF_CORE_READ_STR_INTO(&names.proc_comm, task, group_leader, comm);
-	/* Refreshed every sample, so a thread renamed mid-recording is seen. */
-	if (bpf_map_update_elem(&threads, &tid, &names, BPF_ANY))
-		count(RPROF_CNT_THREADS_MAP_FULL);
-}
-
-static __always_inline void note_first_sample(u32 pid)
-{
-	u8 one = 1;
-
-	if (bpf_map_lookup_elem(&seen_pids, &pid))
-		return;
-	if (bpf_map_update_elem(&seen_pids, &pid, &one, BPF_NOEXIST) == 0)
-		emit(PROC_EVENT_FIRST_SAMPLE, pid, 0);
-}
+#include "common.bpf.h"
 
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
@@ -227,11 +13,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	u32 pid = pid_tgid >> 32;
 	u32 tid = (u32)pid_tgid;
 	struct task_struct *task;
-	struct stack_trace *ustack, *kstack;
 	struct sample_key key = {};
-	struct sample_value *val, init = {};
-	bool dropped = false;
-	u32 zero = 0, one = 1;
 
 	/* The idle task is not a process; its time is not anyone's CPU. */
 	if (pid == 0 || !is_target(pid))
@@ -239,79 +21,19 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	count(RPROF_CNT_SAMPLES);
 
 	task = bpf_get_current_task_btf();
-	ustack = bpf_map_lookup_elem(&scratch, &zero);
-	kstack = bpf_map_lookup_elem(&scratch, &one);
-	if (!ustack || !kstack) {
-		count(RPROF_CNT_SCRATCH_MISSING);
+	if (!current_stacks(ctx, task, &key.user_stack, &key.kernel_stack))
 		return 0;
-	}
-
-	/* Kernel threads have no user stack to read. */
-	if (task->flags & PF_KTHREAD)
-		ustack->nr = 0;
-	else
-		read_stack(ctx, ustack, BPF_F_USER_STACK, RPROF_CNT_USER_STACK_ERROR,
-			   RPROF_CNT_USER_STACK_TRUNCATED);
-	read_stack(ctx, kstack, 0, RPROF_CNT_KERNEL_STACK_ERROR, RPROF_CNT_KERNEL_STACK_TRUNCATED);
-
 	key.pid = pid;
 	key.tid = tid;
-	key.user_stack = store_stack(ustack, &dropped);
-	key.kernel_stack = store_stack(kstack, &dropped);
-	if (dropped)
-		return 0;
-
 	remember_thread(task, pid, tid);
-	note_first_sample(pid);
-
-	val = bpf_map_lookup_elem(&counts, &key);
-	if (!val) {
-		long err = bpf_map_update_elem(&counts, &key, &init, BPF_NOEXIST);
-
-		if (err && err != -EEXIST) {
-			count(RPROF_CNT_COUNTS_MAP_FULL);
-			return 0;
-		}
-		val = bpf_map_lookup_elem(&counts, &key);
-		if (!val) {
-			count(RPROF_CNT_COUNTS_MAP_FULL);
-			return 0;
-		}
-	}
-	__sync_fetch_and_add(&val->count, 1);
-	__sync_fetch_and_add(&val->period_ns, ctx->sample_period);
+	note_process(pid);
+	aggregate(&key, 1, ctx->sample_period);
 	return 0;
 }
 
-/* A target that forks: its child is a target too when following forks. */
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	u32 parent_pid = parent->tgid;
-	u32 child_pid = child->tgid;
-	u8 one = 1;
-
-	/* New threads share their tgid and are covered already. */
-	if (!follow_forks || child->pid != child->tgid || !filter_pids)
-		return 0;
-	if (!bpf_map_lookup_elem(&targets, &parent_pid))
-		return 0;
-	if (bpf_map_update_elem(&targets, &child_pid, &one, BPF_ANY)) {
-		count(RPROF_CNT_TARGETS_MAP_FULL);
-		return 0;
-	}
-	emit(PROC_EVENT_FORK, child_pid, parent_pid);
-	return 0;
-}
-
-/* A target replaced its image: its memory maps must be read again. */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
-{
-	u32 pid = p->tgid;
-
-	if (!is_target(pid) || !bpf_map_lookup_elem(&seen_pids, &pid))
-		return 0;
-	emit(PROC_EVENT_EXEC, pid, 0);
+	follow_fork(parent, child);
 	return 0;
 }

@@ -49,7 +49,11 @@ enum rprof_counter {
 	 * in a burst of new stacks).
 	 */
 	RPROF_CNT_STACK_ALLOC_FAILED = 12,
-	RPROF_CNT_MAX = 13,
+	/* off-CPU: a block could not be remembered (start map full); its time is lost. */
+	RPROF_CNT_START_MAP_FULL = 13,
+	/* off-CPU: a thread already blocked at the start could not have its stack read. */
+	RPROF_CNT_SEED_STACK_ERROR = 14,
+	RPROF_CNT_MAX = 15,
 };
 
 /* A stack as bpf_get_stack returns it: nr frames, innermost first, zero-padded. */
@@ -63,19 +67,26 @@ _Static_assert(sizeof(struct stack_trace) == 8 + 8 * RPROF_MAX_STACK_DEPTH, "sta
 /* Stack ids are 64-bit hashes of a stack_trace; 0 means "no stack". */
 #define RPROF_NO_STACK 0
 
-/* Key of the in-kernel aggregation: one entry per thread and stack pair. */
+/*
+ * Key of the in-kernel aggregation: one entry per thread, stack pair and
+ * kind-specific detail (`extra`: the task state for off-CPU, thread or process
+ * for threadcreate, 0 for CPU samples).
+ */
 struct sample_key {
 	__u32 pid;
 	__u32 tid;
 	__u64 user_stack;
 	__u64 kernel_stack;
+	__u32 extra;
+	__u32 _pad;
 };
-_Static_assert(sizeof(struct sample_key) == 24, "sample_key size");
+_Static_assert(sizeof(struct sample_key) == 32, "sample_key size");
 
 struct sample_value {
+	/* Events: samples, blocks, or threads created. */
 	__u64 count;
-	/* Sum of the samples' periods: CPU time in nanoseconds for cpu-clock. */
-	__u64 period_ns;
+	/* Nanoseconds: CPU time (sum of sample periods) or time off the CPU. */
+	__u64 total_ns;
 };
 _Static_assert(sizeof(struct sample_value) == 16, "sample_value size");
 
@@ -105,5 +116,40 @@ struct proc_event {
 	__u32 _pad;
 };
 _Static_assert(sizeof(struct proc_event) == 16, "proc_event size");
+
+/* off-CPU: the state a thread blocked in, as sample_key.extra and the `state` label. */
+enum block_state {
+	BLOCK_RUNNABLE = 'R', /* preempted while runnable */
+	BLOCK_SLEEPING = 'S', /* interruptible sleep */
+	BLOCK_DISK = 'D',     /* uninterruptible sleep (usually I/O) */
+	BLOCK_IDLE = 'I',     /* uninterruptible, not counted as load */
+	BLOCK_STOPPED = 'T',  /* stopped or traced */
+	BLOCK_OTHER = '?',
+};
+
+/* Bits of the off-CPU `state_filter`: which states to record. */
+enum block_state_filter {
+	STATE_FILTER_RUNNABLE = 1 << 0,
+	STATE_FILTER_SLEEPING = 1 << 1,
+	STATE_FILTER_DISK = 1 << 2,
+	STATE_FILTER_OTHER = 1 << 3,
+	STATE_FILTER_ALL = 0xf,
+};
+
+/* A thread that went off the CPU, until it comes back. */
+struct block_start {
+	__u64 start_ns;
+	__u64 user_stack;
+	__u64 kernel_stack;
+	__u32 pid;
+	__u32 state;
+};
+_Static_assert(sizeof(struct block_start) == 32, "block_start size");
+
+/* threadcreate: sample_key.extra */
+enum created_kind {
+	CREATED_THREAD = 0,
+	CREATED_PROCESS = 1,
+};
 
 #endif /* __RPROF_H__ */

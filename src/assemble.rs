@@ -4,35 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::bpf::shared::created_kind;
+use crate::kind::ProfileKind;
 use crate::pprof::proto::Profile;
-use crate::pprof::{LabelValue, MappingInfo, ProfileBuilder, SampleType};
+use crate::pprof::{LabelValue, MappingInfo, ProfileBuilder};
 use crate::procs::{MappedFile, ProcessTable};
 use crate::raw::{RawProfile, RawSample};
 use crate::symbolize::{Frames, Symbolizer};
-
-/// A profile kind's fixed columns, as PPROF.md lists them.
-#[derive(Debug, Clone, Copy)]
-pub struct KindColumns {
-    pub sample_types: &'static [SampleType],
-    pub period_type: SampleType,
-}
-
-pub const CPU: KindColumns = KindColumns {
-    sample_types: &[
-        SampleType {
-            kind: "samples",
-            unit: "count",
-        },
-        SampleType {
-            kind: "cpu",
-            unit: "nanoseconds",
-        },
-    ],
-    period_type: SampleType {
-        kind: "cpu",
-        unit: "nanoseconds",
-    },
-};
 
 /// Facts about the recording that go into the profile as metadata.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +22,8 @@ pub struct RecordingInfo {
     pub comments: Vec<String>,
     /// The process whose main executable becomes mapping[0], if any.
     pub main_pid: Option<u32>,
+    /// Add synthetic root frames `COMM [PID]` → `THREAD [TID]` to every sample.
+    pub thread_roots: bool,
 }
 
 const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
@@ -68,6 +48,8 @@ struct Resolved {
     user: HashMap<(usize, u64), Frames>,
     kernel: HashMap<u64, Frames>,
     files: HashMap<usize, FileFlags>,
+    /// The scheduler's text, known when some kernel stack came from a tracepoint.
+    sched_text: Option<std::ops::Range<u64>>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -123,22 +105,30 @@ fn resolve(raw: &RawProfile, procs: &ProcessTable, sym: &Symbolizer) -> Resolved
         .copied()
         .zip(sym.kernel(&kernel_addrs))
         .collect();
+    let sched_text = raw
+        .samples
+        .iter()
+        .any(|s| s.from_tracepoint)
+        .then(crate::kernel_text::sched_text)
+        .flatten();
     Resolved {
         user,
         kernel,
         files,
+        sched_text,
     }
 }
 
 /// Builds the profile of one kind from raw samples.
 pub fn build_profile(
-    columns: KindColumns,
+    kind: ProfileKind,
     raw: &RawProfile,
     procs: &ProcessTable,
     sym: &Symbolizer,
     info: &RecordingInfo,
 ) -> Profile {
     let resolved = resolve(raw, procs, sym);
+    let columns = kind.columns();
     let mut b = ProfileBuilder::new(columns.sample_types, columns.period_type, info.period);
 
     // mapping[0] is the main executable of the first target, so pprof finds the binary.
@@ -156,8 +146,11 @@ pub fn build_profile(
 
     let kernel_mapping = kernel_mapping(raw).map(|m| b.mapping(&m));
     for s in &raw.samples {
-        let locations = sample_locations(&mut b, s, procs, &resolved, kernel_mapping);
-        let labels = sample_labels(raw, procs, s);
+        let mut locations = sample_locations(&mut b, s, procs, &resolved, kernel_mapping);
+        let labels = sample_labels(kind, raw, procs, s);
+        if info.thread_roots {
+            locations.extend(thread_roots(&mut b, s, &labels));
+        }
         b.sample(locations, &s.values, &labels);
     }
     for c in &info.comments {
@@ -207,7 +200,12 @@ fn sample_locations(
 ) -> Vec<u64> {
     let mut ids = Vec::with_capacity(s.kernel.len() + s.user.len());
     if let Some(km) = kernel_mapping {
-        for (i, &addr) in s.kernel.iter().enumerate() {
+        let skip = if s.from_tracepoint {
+            tracing_prefix_len(&s.kernel, resolved)
+        } else {
+            0
+        };
+        for (i, &addr) in s.kernel.iter().enumerate().skip(skip) {
             let a = lookup_addr(i, addr);
             let id = match b.location_id(km, a) {
                 Some(id) => id,
@@ -241,7 +239,11 @@ fn sample_locations(
                     }
                 }
             }
-            // JIT code or a mapping we never saw: the address alone, with no mapping.
+            // A frame-pointer walk through code built without frame pointers reads data
+            // as return addresses; the first one outside every executable mapping ends the
+            // chain, and the rest is noise.
+            None if i > 0 && info.is_some() => break,
+            // An IP in JIT code, or a process we never saw: the address alone.
             None => b.location(0, a, &[]),
         };
         ids.push(id);
@@ -249,7 +251,73 @@ fn sample_locations(
     ids
 }
 
+/// How many innermost kernel frames of a tracepoint's stack are the tracing machinery (the
+/// BPF program, the tracepoint's iterator) or the scheduler's own functions, which say
+/// nothing about why the thread left the CPU.
+fn tracing_prefix_len(kernel: &[u64], resolved: &Resolved) -> usize {
+    kernel
+        .iter()
+        .enumerate()
+        .take_while(|&(i, &addr)| {
+            let a = lookup_addr(i, addr);
+            resolved.sched_text.as_ref().is_some_and(|r| r.contains(&a))
+                || resolved
+                    .kernel
+                    .get(&a)
+                    .and_then(|frames| frames.last())
+                    .is_some_and(|f| is_tracing_machinery(&f.name))
+        })
+        .count()
+}
+
+fn is_tracing_machinery(name: &str) -> bool {
+    [
+        "bpf_",
+        "__bpf_",
+        "__traceiter_",
+        "trace_call_bpf",
+        "__probestub_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
+/// The synthetic roots of `--thread-roots`: the thread, then (outermost) its process.
+fn thread_roots(b: &mut ProfileBuilder, s: &RawSample, labels: &[(&str, LabelValue)]) -> [u64; 2] {
+    let name = |key: &str| {
+        labels.iter().find_map(|(k, v)| match v {
+            LabelValue::Str(s) if *k == key => Some(s.as_str()),
+            _ => None,
+        })
+    };
+    let thread = format!("{} [{}]", name("thread_comm").unwrap_or("?"), s.tid);
+    let process = format!("{} [{}]", name("comm").unwrap_or("?"), s.pid);
+    [
+        b.synthetic_location(&thread),
+        b.synthetic_location(&process),
+    ]
+}
+
+/// The label a kind adds from the BPF key's `extra`.
+fn kind_label(kind: ProfileKind, extra: u32) -> Option<(&'static str, LabelValue)> {
+    match kind {
+        ProfileKind::OffCpu => char::from_u32(extra)
+            .filter(char::is_ascii_graphic)
+            .map(|c| ("state", LabelValue::Str(c.to_string()))),
+        ProfileKind::ThreadCreate => {
+            let created = if extra == created_kind::CREATED_PROCESS.0 {
+                "process"
+            } else {
+                "thread"
+            };
+            Some(("created", LabelValue::Str(created.into())))
+        }
+        ProfileKind::Cpu | ProfileKind::Wall => None,
+    }
+}
+
 fn sample_labels(
+    kind: ProfileKind,
     raw: &RawProfile,
     procs: &ProcessTable,
     s: &RawSample,
@@ -276,6 +344,7 @@ fn sample_labels(
     if !thread_comm.is_empty() {
         labels.push(("thread_comm", LabelValue::Str(thread_comm)));
     }
+    labels.extend(kind_label(kind, s.extra));
     labels
 }
 
@@ -297,7 +366,9 @@ mod tests {
                 tid: 1,
                 user: vec![],
                 kernel: vec![0xffff_ffff_8100_0010, 0xffff_ffff_8100_0000],
+                extra: 0,
                 values: vec![1, 1],
+                from_tracepoint: false,
             }],
             ..Default::default()
         };
@@ -323,10 +394,12 @@ mod tests {
             tid: 8,
             user: vec![0x10],
             kernel: vec![],
+            extra: u32::from(b'S'),
             values: vec![1, 10],
+            from_tracepoint: true,
         });
         let p = build_profile(
-            CPU,
+            ProfileKind::OffCpu,
             &raw,
             &ProcessTable::default(),
             &Symbolizer::new(),
@@ -350,6 +423,7 @@ mod tests {
             ("tid", "8"),
             ("comm", "app"),
             ("thread_comm", "worker"),
+            ("state", "S"),
         ];
         let want: Vec<(String, String)> = want
             .iter()
@@ -357,5 +431,49 @@ mod tests {
             .collect();
         assert_eq!(labels, want);
         assert_eq!(p.sample[0].value, vec![1, 10]);
+    }
+
+    #[test]
+    fn thread_roots_are_the_outermost_frames() {
+        let mut b = ProfileBuilder::new(
+            ProfileKind::Cpu.columns().sample_types,
+            ProfileKind::Cpu.columns().period_type,
+            1,
+        );
+        let s = RawSample {
+            pid: 7,
+            tid: 8,
+            user: vec![],
+            kernel: vec![],
+            extra: 0,
+            values: vec![1, 1],
+            from_tracepoint: false,
+        };
+        let labels = [
+            ("comm", LabelValue::Str("app".into())),
+            ("thread_comm", LabelValue::Str("worker".into())),
+        ];
+        let [thread, process] = thread_roots(&mut b, &s, &labels);
+        assert_eq!(
+            thread_roots(&mut b, &s, &labels),
+            [thread, process],
+            "deduplicated"
+        );
+        let p = b.build();
+        let name = |loc: u64| {
+            let l = &p.location[loc as usize - 1];
+            let f = &p.function[l.line[0].function_id as usize - 1];
+            p.string_table[f.name as usize].clone()
+        };
+        assert_eq!(name(thread), "worker [8]");
+        assert_eq!(name(process), "app [7]");
+    }
+
+    #[test]
+    fn tracing_machinery_is_recognised() {
+        assert!(is_tracing_machinery("bpf_trace_run4"));
+        assert!(is_tracing_machinery("__traceiter_sched_switch"));
+        assert!(!is_tracing_machinery("__schedule"));
+        assert!(!is_tracing_machinery("schedule"));
     }
 }

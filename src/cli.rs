@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use rprof_bpf::bpf::shared::block_state_filter as F;
+use rprof_bpf::kind::ProfileKind;
 use rprof_bpf::target::TargetSpec;
 
 #[derive(Debug, Parser)]
@@ -29,10 +31,28 @@ pub enum Command {
     Record(RecordArgs),
 }
 
+/// `--state`: which off-CPU states to record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProfileType {
-    /// On-CPU time, sampled on the CPU clock.
-    Cpu,
+pub enum StateArg {
+    /// Interruptible sleep (waiting for an event: sleeps, locks, pipes, sockets).
+    #[value(name = "S")]
+    Sleeping,
+    /// Uninterruptible sleep (usually disk I/O).
+    #[value(name = "D")]
+    Disk,
+    /// Every state, including runnable threads waiting for a CPU (R).
+    All,
+}
+
+impl StateArg {
+    /// The BPF filter bits (`enum block_state_filter`).
+    pub fn filter(self) -> u32 {
+        match self {
+            Self::Sleeping => F::STATE_FILTER_SLEEPING.0,
+            Self::Disk => F::STATE_FILTER_DISK.0,
+            Self::All => F::STATE_FILTER_ALL.0,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,9 +79,28 @@ pub struct RecordArgs {
     #[arg(short = 'o', long, default_value = "profile.pb.gz")]
     pub output: PathBuf,
 
-    /// The kind of profile.
-    #[arg(long = "type", value_enum, default_value_t = ProfileType::Cpu)]
-    pub kind: ProfileType,
+    /// The kinds of profile, comma-separated. With several, each goes to its own file:
+    /// `-o prof.pb.gz` writes prof.cpu.pb.gz, prof.off-cpu.pb.gz, ...
+    #[arg(
+        long = "type",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "cpu"
+    )]
+    pub kinds: Vec<ProfileKind>,
+
+    /// off-CPU: ignore blocks shorter than this (e.g. 500us, 1ms, 2s).
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub min_block: Duration,
+
+    /// off-CPU: record only blocks that began in this state.
+    #[arg(long, value_enum, default_value = "all")]
+    pub state: StateArg,
+
+    /// Add a root frame per process (`COMM [PID]`) and below it per thread
+    /// (`THREAD [TID]`), so any viewer shows one tower per thread.
+    #[arg(long)]
+    pub thread_roots: bool,
 
     /// Capacity of the in-kernel aggregation map, in distinct (thread, stack) pairs. A full
     /// map drops samples and reports them.
@@ -74,6 +113,17 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
+    /// The kinds asked for, in order, each once.
+    pub fn kinds(&self) -> Vec<ProfileKind> {
+        let mut kinds = Vec::new();
+        for &k in &self.kinds {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+        kinds
+    }
+
     /// The target, or an error message when none was given.
     pub fn target(&self) -> Result<TargetSpec, &'static str> {
         if !self.command.is_empty() {
@@ -96,6 +146,24 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is not a positive number of seconds"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A duration with a unit: ns, us, ms or s (`500us`, `1.5ms`, `2s`).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?} is not a duration like 500us, 1ms or 2s");
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let nanos_per = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_nanos((value * nanos_per).round() as u64))
 }
 
 #[cfg(test)]
@@ -127,7 +195,9 @@ mod tests {
     #[test]
     fn defaults_and_bad_values() {
         let r = parse(&["-a"]).unwrap();
-        assert_eq!((r.frequency, r.kind), (99, ProfileType::Cpu));
+        assert_eq!((r.frequency, r.kinds()), (99, vec![ProfileKind::Cpu]));
+        assert_eq!(r.state, StateArg::All);
+        assert_eq!(r.min_block, Duration::ZERO);
         assert!(r.seconds.is_none());
         assert!(parse(&["-a", "--seconds", "0"]).is_err());
         assert!(parse(&["-a", "--seconds", "abc"]).is_err());
@@ -138,5 +208,48 @@ mod tests {
             parse(&["-a", "--seconds", "1.5"]).unwrap().seconds,
             Some(Duration::from_millis(1500))
         );
+    }
+
+    #[test]
+    fn kinds_split_on_commas_once_each() {
+        let r = parse(&[
+            "-a",
+            "--type",
+            "cpu,off-cpu",
+            "--type",
+            "cpu,wall,threadcreate",
+        ])
+        .unwrap();
+        assert_eq!(
+            r.kinds(),
+            vec![
+                ProfileKind::Cpu,
+                ProfileKind::OffCpu,
+                ProfileKind::Wall,
+                ProfileKind::ThreadCreate
+            ]
+        );
+        let err = parse(&["-a", "--type", "heap"]).unwrap_err().to_string();
+        assert!(
+            err.contains("off-cpu") && err.contains("threadcreate"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn durations_and_states() {
+        assert_eq!(parse_duration("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_duration("1.5ms"), Ok(Duration::from_micros(1500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("10ns"), Ok(Duration::from_nanos(10)));
+        assert!(parse_duration("5parsecs").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("10").is_err());
+        assert_eq!(
+            parse(&["-a", "--state", "D"]).unwrap().state,
+            StateArg::Disk
+        );
+        assert!(parse(&["-a", "--state", "X"]).is_err());
+        assert!(parse(&["-a", "--min-block", "5parsecs"]).is_err());
     }
 }

@@ -7,6 +7,8 @@
 pub mod assemble;
 pub mod bpf;
 pub mod collect;
+pub mod kernel_text;
+pub mod kind;
 pub mod output_file;
 pub mod perf_event;
 pub mod pprof;

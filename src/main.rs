@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use clap::Parser;
 
+use rprof_bpf::kind::ProfileKind;
 use rprof_bpf::record::{self, RecordOptions, RecordSummary};
 
 mod cli;
@@ -29,6 +30,10 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
             let target = args.target().map_err(|e| anyhow!(e))?;
             let opts = RecordOptions {
                 target,
+                kinds: args.kinds(),
+                min_block: args.min_block,
+                state_filter: args.state.filter(),
+                thread_roots: args.thread_roots,
                 duration: args.seconds,
                 frequency: args.frequency,
                 output: args.output.clone(),
@@ -49,18 +54,30 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
     }
 }
 
+/// One line per kind that could not run, then one per profile written.
 fn print_summary(s: &RecordSummary) {
-    let mut line = format!(
-        "rprof-bpf: {} samples in {:.2}s",
-        s.counters.samples(),
-        s.duration.as_secs_f64()
-    );
-    for (name, value) in s.counters.nonzero_failures() {
-        line.push_str(&format!(", {name}={value}"));
+    for (kind, why) in &s.unavailable {
+        eprintln!("rprof-bpf: warning: no {} profile: {why}", kind.name());
     }
-    let path = s.output.display();
-    line.push_str(&format!(
-        "; wrote {path}; open with: go tool pprof -http=: {path}"
-    ));
-    eprintln!("{line}");
+    for p in &s.profiles {
+        let events = match p.kind {
+            ProfileKind::Cpu | ProfileKind::Wall => "samples",
+            ProfileKind::OffCpu => "blocks",
+            ProfileKind::ThreadCreate => "creations",
+        };
+        let mut line = format!(
+            "rprof-bpf: {}: {} {events} in {:.2}s",
+            p.kind.name(),
+            p.counters.samples(),
+            s.duration.as_secs_f64()
+        );
+        for (name, value) in p.counters.nonzero_failures() {
+            line.push_str(&format!(", {name}={value}"));
+        }
+        let path = p.output.display();
+        line.push_str(&format!(
+            "; wrote {path}; open with: go tool pprof -http=: {path}"
+        ));
+        eprintln!("{line}");
+    }
 }

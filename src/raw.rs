@@ -12,8 +12,14 @@ pub struct RawSample {
     pub user: Vec<u64>,
     /// Kernel frames, innermost first, in the same convention.
     pub kernel: Vec<u64>,
+    /// Kind-specific detail from the BPF key: the task state for off-CPU, thread or process
+    /// for threadcreate, 0 otherwise.
+    pub extra: u32,
     /// One value per sample type of the profile kind.
     pub values: Vec<i64>,
+    /// The kernel stack was taken inside a tracepoint, so its innermost frames are the
+    /// tracing machinery (to be trimmed), not what the thread was doing.
+    pub from_tracepoint: bool,
 }
 
 /// Names of a thread as BPF saw them while it ran.

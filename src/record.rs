@@ -1,16 +1,24 @@
-//! One recording, start to finish: target → collector → process table → symbols → pprof →
-//! file. Every check that can fail before sampling runs before sampling.
+//! One recording, start to finish: target → collectors (one per kind) → process table →
+//! symbols → pprof → files. Every check that can fail before sampling runs before sampling.
 use std::mem::MaybeUninit;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use libbpf_rs::OpenObject;
+
 use crate::assemble::{self, RecordingInfo};
 use crate::bpf::counters::Counters;
-use crate::collect::cpu::{CpuCollector, CpuConfig};
-use crate::collect::{CollectError, ProcEvent};
+use crate::collect::cpu::CpuCollector;
+use crate::collect::events::EventStream;
+use crate::collect::offcpu::OffCpuCollector;
+use crate::collect::threads::ThreadCreateCollector;
+use crate::collect::wall::WallCollector;
+use crate::collect::{CollectConfig, CollectError, Collector, ProcEvent};
+use crate::kind::{output_path, ProfileKind};
 use crate::output_file::{OutputError, PendingOutput};
 use crate::preflight::{self, PreflightError};
 use crate::procs::ProcessTable;
+use crate::raw::RawProfile;
 use crate::symbolize::Symbolizer;
 use crate::target::{ExitStatus, Target, TargetError, TargetSpec};
 use crate::{bpf::libbpf_log, signals};
@@ -18,14 +26,25 @@ use crate::{bpf::libbpf_log, signals};
 /// How often the loop wakes to check the clock, signals and targets.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+/// BPF objects one recording may load: wall needs two, every other kind one.
+const MAX_OBJECTS: usize = 5;
+
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
     pub target: TargetSpec,
+    /// The kinds to record, in order, without repeats.
+    pub kinds: Vec<ProfileKind>,
     pub duration: Option<Duration>,
     pub frequency: u64,
     pub output: PathBuf,
     pub max_entries: u32,
-    /// The command line, for the profile's comments.
+    /// off-CPU: blocks shorter than this are ignored.
+    pub min_block: Duration,
+    /// off-CPU: which states to record (`enum block_state_filter` bits).
+    pub state_filter: u32,
+    /// Synthetic process and thread root frames on every sample.
+    pub thread_roots: bool,
+    /// The command line, for the profiles' comments.
     pub command_line: String,
     /// When the process started, for the attach latency.
     pub started: Instant,
@@ -53,11 +72,20 @@ pub enum StopReason {
     TargetsExited,
 }
 
+/// What one kind's profile came to.
+#[derive(Debug)]
+pub struct KindSummary {
+    pub kind: ProfileKind,
+    pub output: PathBuf,
+    pub counters: Counters,
+}
+
 #[derive(Debug)]
 pub struct RecordSummary {
-    pub output: PathBuf,
+    pub profiles: Vec<KindSummary>,
+    /// Kinds that could not run on this kernel, with why; the others still ran.
+    pub unavailable: Vec<(ProfileKind, CollectError)>,
     pub duration: Duration,
-    pub counters: Counters,
     pub stop: StopReason,
     /// How the launched command ended, if one was launched.
     pub command_status: Option<ExitStatus>,
@@ -77,27 +105,82 @@ pub fn record(opts: &RecordOptions) -> Result<RecordSummary, RecordError> {
     })
 }
 
+/// Loads one kind's collector into free storage slots.
+fn load_collector<'obj>(
+    kind: ProfileKind,
+    slots: &mut impl Iterator<Item = &'obj mut MaybeUninit<OpenObject>>,
+    cfg: &CollectConfig,
+) -> Result<Box<dyn Collector + 'obj>, CollectError> {
+    let mut slot = || slots.next().expect("MAX_OBJECTS covers every kind once");
+    Ok(match kind {
+        ProfileKind::Cpu => Box::new(CpuCollector::load(slot(), cfg)?),
+        ProfileKind::OffCpu => Box::new(OffCpuCollector::load(slot(), cfg)?),
+        ProfileKind::Wall => Box::new(WallCollector::load(slot(), slot(), cfg)?),
+        ProfileKind::ThreadCreate => Box::new(ThreadCreateCollector::load(slot(), cfg)?),
+    })
+}
+
 fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSummary, RecordError> {
-    let output = PendingOutput::create(&opts.output)?;
+    let several = opts.kinds.len() > 1;
+    let mut outputs = opts
+        .kinds
+        .iter()
+        .map(|&k| PendingOutput::create(&output_path(&opts.output, k, several)).map(|o| (k, o)))
+        .collect::<Result<Vec<_>, _>>()?;
     libbpf_log::capture();
-    let cfg = CpuConfig {
+    let cfg = CollectConfig {
         frequency: opts.frequency,
         pids: (!target.is_all()).then(|| target.pids()),
         follow_forks: target.is_launched(),
         max_entries: opts.max_entries,
+        min_block_ns: opts.min_block.as_nanos() as u64,
+        state_filter: opts.state_filter,
     };
-    let mut storage = MaybeUninit::uninit();
-    let mut collector = CpuCollector::load(&mut storage, &cfg)?;
+
+    // Load and attach every kind. With several kinds, one that cannot run on this kernel
+    // is reported and the others go on; alone, it is the error.
+    let mut storage: [MaybeUninit<OpenObject>; MAX_OBJECTS] =
+        std::array::from_fn(|_| MaybeUninit::uninit());
+    let mut slots = storage.iter_mut();
+    let mut collectors: Vec<Box<dyn Collector + '_>> = Vec::new();
+    let mut unavailable = Vec::new();
+    for &kind in &opts.kinds {
+        match load_collector(kind, &mut slots, &cfg) {
+            Ok(c) => collectors.push(c),
+            Err(e) if several => unavailable.push((kind, e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut procs = ProcessTable::default();
     // Given pids are read now, while they surely live. A launched command is read after
-    // its exec, on its first sample.
+    // its exec, on its first event.
     if !target.is_launched() {
         for pid in target.pids() {
             let _ = procs.snapshot(pid, false);
         }
     }
     signals::install();
-    collector.attach(opts.frequency)?;
+    let mut attached = Vec::new();
+    for mut c in collectors {
+        match c.attach() {
+            Ok(()) => attached.push(c),
+            Err(e) if several => unavailable.push((c.kind(), e)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut collectors = attached;
+    if collectors.is_empty() {
+        let (_, first) = unavailable.remove(0);
+        return Err(first.into());
+    }
+    outputs.retain(|(k, _)| unavailable.iter().all(|(u, _)| u != k));
+    let events = EventStream::new(
+        &collectors
+            .iter()
+            .flat_map(|c| c.events_maps())
+            .collect::<Vec<_>>(),
+    )?;
+
     let start = Instant::now();
     let start_unix = SystemTime::now();
     target.release()?;
@@ -110,7 +193,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
             Some(d) => d.saturating_sub(start.elapsed()).min(POLL_INTERVAL),
             None => POLL_INTERVAL,
         };
-        for event in collector.poll(wait) {
+        for event in events.poll(wait) {
             apply_event(&mut procs, event);
         }
         if let Some(sig) = signals::stop_requested() {
@@ -123,37 +206,57 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
             break StopReason::TargetsExited;
         }
     };
-    collector.stop();
+    for c in &mut collectors {
+        c.stop();
+    }
     let stopped = Instant::now();
     let duration = start.elapsed();
-    for event in collector.poll(Duration::ZERO) {
+    for event in events.poll(Duration::ZERO) {
         apply_event(&mut procs, event);
     }
-    let raw = collector.drain()?;
+    drop(events);
+
+    let raws = collectors
+        .iter()
+        .map(|c| c.drain())
+        .collect::<Result<Vec<RawProfile>, _>>()?;
     // Pick up libraries loaded since the first snapshot, and processes whose event was lost.
-    for pid in raw.pids() {
-        let _ = procs.snapshot(pid, false);
+    let mut refreshed = std::collections::HashSet::new();
+    for pid in raws.iter().flat_map(RawProfile::pids) {
+        if refreshed.insert(pid) {
+            let _ = procs.snapshot(pid, false);
+        }
     }
 
-    let info = RecordingInfo {
-        period: 1_000_000_000 / opts.frequency as i64,
-        start_unix_nanos: start_unix
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64),
-        duration_nanos: duration.as_nanos() as i64,
-        comments: comments(opts, &raw.counters),
-        main_pid: target.pids().first().copied().or_else(|| busiest_pid(&raw)),
-    };
-    let profile = assemble::build_profile(assemble::CPU, &raw, &procs, &Symbolizer::new(), &info);
-    let path = output.path().to_path_buf();
-    output.commit(&profile)?;
+    let symbolizer = Symbolizer::new();
+    let mut profiles = Vec::new();
+    for ((kind, output), raw) in outputs.into_iter().zip(raws) {
+        let info = RecordingInfo {
+            period: kind.period(opts.frequency),
+            start_unix_nanos: start_unix
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64),
+            duration_nanos: duration.as_nanos() as i64,
+            comments: comments(opts, kind, &raw.counters),
+            main_pid: target.pids().first().copied().or_else(|| busiest_pid(&raw)),
+            thread_roots: opts.thread_roots,
+        };
+        let profile = assemble::build_profile(kind, &raw, &procs, &symbolizer, &info);
+        let path = output.path().to_path_buf();
+        output.commit(&profile)?;
+        profiles.push(KindSummary {
+            kind,
+            output: path,
+            counters: raw.counters,
+        });
+    }
     if opts.print_timings {
         eprintln!("timing: write_ms={}", stopped.elapsed().as_millis());
     }
     Ok(RecordSummary {
-        output: path,
+        profiles,
+        unavailable,
         duration,
-        counters: raw.counters,
         stop,
         command_status: None,
     })
@@ -172,7 +275,7 @@ fn apply_event(procs: &mut ProcessTable, event: ProcEvent) {
 }
 
 /// For a whole-machine profile, the process with the most samples stands first.
-fn busiest_pid(raw: &crate::raw::RawProfile) -> Option<u32> {
+fn busiest_pid(raw: &RawProfile) -> Option<u32> {
     let mut per_pid = std::collections::HashMap::<u32, i64>::new();
     for s in &raw.samples {
         *per_pid.entry(s.pid).or_default() += s.values.first().copied().unwrap_or(0);
@@ -180,13 +283,22 @@ fn busiest_pid(raw: &crate::raw::RawProfile) -> Option<u32> {
     per_pid.into_iter().max_by_key(|&(_, n)| n).map(|(p, _)| p)
 }
 
-fn comments(opts: &RecordOptions, counters: &Counters) -> Vec<String> {
+fn comments(opts: &RecordOptions, kind: ProfileKind, counters: &Counters) -> Vec<String> {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    vec![
+    let mut c = vec![
         format!("command: {}", opts.command_line),
         format!("kernel: {}", kernel.trim()),
-        format!("frequency: {} Hz", opts.frequency),
-        format!("dropped samples: {}", counters.dropped_samples()),
-        format!("counters: {}", counters.describe_all()),
-    ]
+    ];
+    match kind {
+        ProfileKind::Cpu | ProfileKind::Wall => {
+            c.push(format!("frequency: {} Hz", opts.frequency));
+        }
+        ProfileKind::OffCpu => {
+            c.push(format!("min block: {:?}", opts.min_block));
+        }
+        ProfileKind::ThreadCreate => {}
+    }
+    c.push(format!("dropped samples: {}", counters.dropped_samples()));
+    c.push(format!("counters: {}", counters.describe_all()));
+    c
 }

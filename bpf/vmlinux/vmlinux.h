@@ -146,4 +146,15 @@ struct task_struct {
 	char comm[TASK_COMM_LEN];
 } __attribute__((preserve_access_index));
 
+/* Context of iter/task programs. */
+struct bpf_iter_meta;
+struct bpf_iter__task {
+	union {
+		struct bpf_iter_meta *meta;
+	};
+	union {
+		struct task_struct *task;
+	};
+} __attribute__((preserve_access_index));
+
 #endif /* __VMLINUX_H__ */

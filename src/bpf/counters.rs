@@ -2,7 +2,7 @@
 //! `bpf/rprof.h`), summed over CPUs.
 use libbpf_rs::{MapCore, MapFlags};
 
-use super::cpu::types::rprof_counter as C;
+use super::shared::rprof_counter as C;
 
 /// Counter names in `enum rprof_counter` order, as printed to users and written into the
 /// profile's comments.
@@ -23,6 +23,8 @@ const NAMES: [(C, &str); C::RPROF_CNT_MAX.0 as usize] = [
     (C::RPROF_CNT_TARGETS_MAP_FULL, "targets_map_full"),
     (C::RPROF_CNT_SCRATCH_MISSING, "scratch_missing"),
     (C::RPROF_CNT_STACK_ALLOC_FAILED, "stack_alloc_failed"),
+    (C::RPROF_CNT_START_MAP_FULL, "start_map_full"),
+    (C::RPROF_CNT_SEED_STACK_ERROR, "seed_stack_error"),
 ];
 
 /// Counter values, summed over CPUs.
@@ -42,6 +44,13 @@ impl Counters {
             }
         }
         Ok(counters)
+    }
+
+    /// Adds another object's counters (a kind built from several BPF objects).
+    pub fn add(&mut self, other: &Counters) {
+        for (a, b) in self.values.iter_mut().zip(other.values) {
+            *a += b;
+        }
     }
 
     pub fn get(&self, counter: C) -> u64 {
@@ -71,6 +80,7 @@ impl Counters {
             C::RPROF_CNT_STACK_COLLISION,
             C::RPROF_CNT_SCRATCH_MISSING,
             C::RPROF_CNT_STACK_ALLOC_FAILED,
+            C::RPROF_CNT_START_MAP_FULL,
         ]
         .iter()
         .map(|&c| self.get(c))

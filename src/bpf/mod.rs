@@ -3,11 +3,31 @@
 pub mod counters;
 pub mod libbpf_log;
 
-/// Skeleton of `bpf/cpu.bpf.c`. The shared structs in its `types` module come from
-/// `bpf/rprof.h` through BTF, so Rust never redeclares them.
+/// Skeleton of `bpf/cpu.bpf.c`: the perf_event CPU sampler.
 #[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types, unused)]
 pub mod cpu {
     include!(concat!(env!("OUT_DIR"), "/cpu.skel.rs"));
+}
+
+/// Skeleton of `bpf/offcpu.bpf.c`: the sched_switch off-CPU recorder.
+#[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types, unused)]
+pub mod offcpu {
+    include!(concat!(env!("OUT_DIR"), "/offcpu.skel.rs"));
+}
+
+/// Skeleton of `bpf/threads.bpf.c`: thread and process creation.
+#[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types, unused)]
+pub mod threads {
+    include!(concat!(env!("OUT_DIR"), "/threads.skel.rs"));
+}
+
+/// The structs of `bpf/rprof.h`. Every skeleton generates identical copies from BTF; these
+/// are the CPU skeleton's, used to read any object's shared maps.
+pub mod shared {
+    pub use super::cpu::types::{
+        block_start, block_state, block_state_filter, created_kind, proc_event, proc_event_kind,
+        rprof_counter, sample_key, sample_value, stack_trace, thread_names,
+    };
 }
 
 /// Reads a plain-old-data value of a shared type out of bytes from a map.

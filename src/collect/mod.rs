@@ -1,20 +1,57 @@
-//! Collectors: one per profile kind. Each owns its BPF skeleton, attaches it, reports
-//! process events while recording, and drains its maps into a [`RawProfile`].
-//!
-//! [`RawProfile`]: crate::raw::RawProfile
+//! Collectors: one per profile kind. Each owns its BPF skeleton(s), attaches them, and
+//! drains their maps into a [`RawProfile`]; what they share lives in [`bpf_maps`] and
+//! `bpf/common.bpf.h`.
+pub mod bpf_maps;
 pub mod cpu;
+pub mod events;
+pub mod offcpu;
+pub mod threads;
+pub mod wall;
 
+use libbpf_rs::MapCore;
+
+use crate::kind::ProfileKind;
 use crate::perf_event::PerfEventError;
+use crate::raw::RawProfile;
 
 /// A process event from BPF: user space snapshots `/proc/PID` in response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcEvent {
-    /// The process produced its first sample.
+    /// The process produced its first event.
     FirstSample(u32),
     /// The process exec'd a new image.
     Exec(u32),
     /// A target forked a child that is now a target too.
     Fork { child: u32 },
+}
+
+/// Options every collector takes; each uses the ones that apply to it.
+#[derive(Debug, Clone)]
+pub struct CollectConfig {
+    pub frequency: u64,
+    /// Target processes; `None` records every process on the machine.
+    pub pids: Option<Vec<u32>>,
+    /// Forked children of targets become targets (a launched command's children).
+    pub follow_forks: bool,
+    /// Entries of the in-kernel aggregation map (distinct thread/stack pairs).
+    pub max_entries: u32,
+    /// off-CPU: blocks shorter than this are ignored.
+    pub min_block_ns: u64,
+    /// off-CPU: which states to record (`enum block_state_filter` bits).
+    pub state_filter: u32,
+}
+
+/// A loaded collector of one profile kind.
+pub trait Collector {
+    fn kind(&self) -> ProfileKind;
+    /// Starts recording.
+    fn attach(&mut self) -> Result<(), CollectError>;
+    /// The ring buffers carrying process events.
+    fn events_maps(&self) -> Vec<&dyn MapCore>;
+    /// Stops recording; what was collected stays readable.
+    fn stop(&mut self);
+    /// Reads what was collected.
+    fn drain(&self) -> Result<RawProfile, CollectError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +74,29 @@ pub enum CollectError {
         map: &'static str,
         source: libbpf_rs::Error,
     },
+}
+
+/// Maps a libbpf error during open or load to a [`CollectError::Load`] that quotes libbpf.
+pub(crate) fn load_error(kind: &'static str) -> impl Fn(libbpf_rs::Error) -> CollectError {
+    move |source| CollectError::Load {
+        kind,
+        reason: crate::bpf::libbpf_log::failure_reason(&crate::bpf::libbpf_log::take()),
+        source,
+    }
+}
+
+/// Maps an attach failure to a [`CollectError::Attach`] naming what failed.
+pub(crate) fn attach_error(what: &'static str) -> impl Fn(libbpf_rs::Error) -> CollectError {
+    move |source| CollectError::Attach { what, source }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub(crate) fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime fills a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

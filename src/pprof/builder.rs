@@ -80,6 +80,7 @@ pub struct ProfileBuilder {
     function_ids: HashMap<(i64, i64, i64, i64), u64>,
     locations: Vec<Location>,
     location_ids: HashMap<(u64, u64), u64>,
+    synthetic_ids: HashMap<String, u64>,
     samples: Vec<Sample>,
     sample_index: HashMap<SampleKey, usize>,
     comments: Vec<i64>,
@@ -103,6 +104,7 @@ impl ProfileBuilder {
             function_ids: HashMap::new(),
             locations: Vec::new(),
             location_ids: HashMap::new(),
+            synthetic_ids: HashMap::new(),
             samples: Vec::new(),
             sample_index: HashMap::new(),
             comments: Vec::new(),
@@ -187,6 +189,32 @@ impl ProfileBuilder {
             is_folded: false,
         });
         self.location_ids.insert((mapping_id, address), id);
+        id
+    }
+
+    /// A Location that is not code: a named frame such as a thread root, with no mapping and
+    /// no address. One per name.
+    pub fn synthetic_location(&mut self, name: &str) -> u64 {
+        if let Some(&id) = self.synthetic_ids.get(name) {
+            return id;
+        }
+        let function_id = self.function(&FrameInfo {
+            name: name.to_owned(),
+            ..Default::default()
+        });
+        let id = self.locations.len() as u64 + 1;
+        self.locations.push(Location {
+            id,
+            mapping_id: 0,
+            address: 0,
+            line: vec![Line {
+                function_id,
+                line: 0,
+                column: 0,
+            }],
+            is_folded: false,
+        });
+        self.synthetic_ids.insert(name.to_owned(), id);
         id
     }
 

@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * What every rprof-bpf BPF object has: the target filter, the in-kernel
+ * aggregation (`counts` keyed by thread and stack ids, `stacks` holding each
+ * distinct stack once), thread names, process events for user space, and the
+ * named failure counters. Each *.bpf.c includes this once, so each object owns
+ * its own copy of these maps; the Rust side reads them the same way for every
+ * profile kind.
+ */
+#ifndef __RPROF_COMMON_BPF_H__
+#define __RPROF_COMMON_BPF_H__
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "rprof.h"
+
+#define EEXIST 17
+#define ENOMEM 12
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by user space before load. */
+const volatile bool filter_pids = false;
+/* Children forked by a target become targets (used for a launched command). */
+const volatile bool follow_forks = false;
+
+/* Target processes (tgid) when filter_pids is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, u8);
+} targets SEC(".maps");
+
+/* Sizes of these are set by user space from the recording's options. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sample_key);
+	__type(value, struct sample_value);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 32768);
+	__type(key, u64);
+	__type(value, struct stack_trace);
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, u32);
+	__type(value, struct thread_names);
+} threads SEC(".maps");
+
+/* Processes that have produced a sample; the first one triggers an event. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 32768);
+	__type(key, u32);
+	__type(value, u8);
+} seen_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} events SEC(".maps");
+
+/* Two scratch stacks per CPU: [0] user, [1] kernel. Too big for the BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, u32);
+	__type(value, struct stack_trace);
+} scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RPROF_CNT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} counters SEC(".maps");
+
+/* Keep the shared types in BTF so the skeleton exports them to Rust. */
+struct proc_event _proc_event_btf = {};
+struct block_start _block_start_btf = {};
+enum rprof_counter _rprof_counter_btf = RPROF_CNT_MAX;
+enum proc_event_kind _proc_event_kind_btf = PROC_EVENT_FIRST_SAMPLE;
+enum block_state _block_state_btf = BLOCK_OTHER;
+enum block_state_filter _block_state_filter_btf = STATE_FILTER_ALL;
+enum created_kind _created_kind_btf = CREATED_THREAD;
+
+static __always_inline void count(u32 counter)
+{
+	u64 *v = bpf_map_lookup_elem(&counters, &counter);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline bool is_target(u32 pid)
+{
+	return !filter_pids || bpf_map_lookup_elem(&targets, &pid);
+}
+
+static __always_inline void emit(u32 kind, u32 pid, u32 parent_pid)
+{
+	struct proc_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(RPROF_CNT_EVENTS_LOST);
+		return;
+	}
+	e->kind = kind;
+	e->pid = pid;
+	e->parent_pid = parent_pid;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* FNV-1a over the frames, then a final mix; never returns RPROF_NO_STACK. */
+static __always_inline u64 hash_stack(const struct stack_trace *st)
+{
+	u64 h = 0xcbf29ce484222325ULL ^ st->nr;
+
+	for (u32 i = 0; i < RPROF_MAX_STACK_DEPTH; i++) {
+		if (i >= st->nr)
+			break;
+		h ^= st->ips[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return h ? h : 1;
+}
+
+static __always_inline bool same_stack(const struct stack_trace *a, const struct stack_trace *b)
+{
+	if (a->nr != b->nr)
+		return false;
+	for (u32 i = 0; i < RPROF_MAX_STACK_DEPTH; i++) {
+		if (i >= a->nr)
+			break;
+		if (a->ips[i] != b->ips[i])
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Stores a stack and returns its id, or RPROF_NO_STACK for an empty stack.
+ * *dropped is set when the stack could not be stored (map full, collision).
+ */
+static __always_inline u64 store_stack(const struct stack_trace *st, bool *dropped)
+{
+	struct stack_trace *old;
+	u64 id;
+	long err;
+
+	if (st->nr == 0)
+		return RPROF_NO_STACK;
+	id = hash_stack(st);
+	old = bpf_map_lookup_elem(&stacks, &id);
+	if (!old) {
+		err = bpf_map_update_elem(&stacks, &id, st, BPF_NOEXIST);
+		if (!err)
+			return id;
+		if (err != -EEXIST) {
+			count(err == -ENOMEM ? RPROF_CNT_STACK_ALLOC_FAILED : RPROF_CNT_STACK_MAP_FULL);
+			*dropped = true;
+			return RPROF_NO_STACK;
+		}
+		/* Another CPU stored this id first: compare against its stack. */
+		old = bpf_map_lookup_elem(&stacks, &id);
+		if (!old) {
+			count(RPROF_CNT_STACK_MAP_FULL);
+			*dropped = true;
+			return RPROF_NO_STACK;
+		}
+	}
+	if (!same_stack(old, st)) {
+		count(RPROF_CNT_STACK_COLLISION);
+		*dropped = true;
+		return RPROF_NO_STACK;
+	}
+	return id;
+}
+
+/* Fills st from bpf_get_stack; flags selects the user or the kernel stack. */
+static __always_inline void read_stack(void *ctx, struct stack_trace *st, u64 flags,
+				       u32 error_counter, u32 truncated_counter)
+{
+	long n = bpf_get_stack(ctx, st->ips, sizeof(st->ips), flags);
+
+	if (n < 0) {
+		count(error_counter);
+		st->nr = 0;
+		return;
+	}
+	st->nr = n / sizeof(u64);
+	if (st->nr >= RPROF_MAX_STACK_DEPTH)
+		count(truncated_counter);
+}
+
+/*
+ * Reads and stores the current task's user and kernel stacks. Returns false
+ * (counted) when the sample must be dropped.
+ */
+static __always_inline bool current_stacks(void *ctx, struct task_struct *task, u64 *user_id,
+					   u64 *kernel_id)
+{
+	u32 zero = 0, one = 1;
+	struct stack_trace *ustack = bpf_map_lookup_elem(&scratch, &zero);
+	struct stack_trace *kstack = bpf_map_lookup_elem(&scratch, &one);
+	bool dropped = false;
+
+	if (!ustack || !kstack) {
+		count(RPROF_CNT_SCRATCH_MISSING);
+		return false;
+	}
+	/* Kernel threads have no user stack to read. */
+	if (task->flags & PF_KTHREAD)
+		ustack->nr = 0;
+	else
+		read_stack(ctx, ustack, BPF_F_USER_STACK, RPROF_CNT_USER_STACK_ERROR,
+			   RPROF_CNT_USER_STACK_TRUNCATED);
+	read_stack(ctx, kstack, 0, RPROF_CNT_KERNEL_STACK_ERROR, RPROF_CNT_KERNEL_STACK_TRUNCATED);
+	*user_id = store_stack(ustack, &dropped);
+	*kernel_id = store_stack(kstack, &dropped);
+	return !dropped;
+}
+
+/* Records a thread's names (refreshed each time, so renames are seen). */
+static __always_inline void remember_thread(struct task_struct *task, u32 pid, u32 tid)
+{
+	struct thread_names names = { .pid = pid };
+
+	BPF_CORE_READ_STR_INTO(&names.comm, task, comm);
+	BPF_CORE_READ_STR_INTO(&names.proc_comm, task, group_leader, comm);
+	if (bpf_map_update_elem(&threads, &tid, &names, BPF_ANY))
+		count(RPROF_CNT_THREADS_MAP_FULL);
+}
+
+/* The first event from a process asks user space to snapshot it. */
+static __always_inline void note_process(u32 pid)
+{
+	u8 one = 1;
+
+	if (bpf_map_lookup_elem(&seen_pids, &pid))
+		return;
+	if (bpf_map_update_elem(&seen_pids, &pid, &one, BPF_NOEXIST) == 0)
+		emit(PROC_EVENT_FIRST_SAMPLE, pid, 0);
+}
+
+/* Adds (count, ns) to the aggregation entry of key; counts a full map. */
+static __always_inline void aggregate(struct sample_key *key, u64 n, u64 ns)
+{
+	struct sample_value *val, init = {};
+	long err;
+
+	val = bpf_map_lookup_elem(&counts, key);
+	if (!val) {
+		err = bpf_map_update_elem(&counts, key, &init, BPF_NOEXIST);
+		if (err && err != -EEXIST) {
+			count(RPROF_CNT_COUNTS_MAP_FULL);
+			return;
+		}
+		val = bpf_map_lookup_elem(&counts, key);
+		if (!val) {
+			count(RPROF_CNT_COUNTS_MAP_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&val->count, n);
+	__sync_fetch_and_add(&val->total_ns, ns);
+}
+
+/* From sched_process_fork: a target's forked child becomes a target when following forks. */
+static __always_inline void follow_fork(struct task_struct *parent, struct task_struct *child)
+{
+	u32 parent_pid = parent->tgid;
+	u32 child_pid = child->tgid;
+	u8 one = 1;
+
+	/* New threads share their tgid and are covered already. */
+	if (!follow_forks || !filter_pids || child->pid != child->tgid)
+		return;
+	if (!bpf_map_lookup_elem(&targets, &parent_pid))
+		return;
+	if (bpf_map_update_elem(&targets, &child_pid, &one, BPF_ANY)) {
+		count(RPROF_CNT_TARGETS_MAP_FULL);
+		return;
+	}
+	emit(PROC_EVENT_FORK, child_pid, parent_pid);
+}
+
+/* A target replaced its image: its memory maps must be read again. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	u32 pid = p->tgid;
+
+	if (!is_target(pid) || !bpf_map_lookup_elem(&seen_pids, &pid))
+		return 0;
+	emit(PROC_EVENT_EXEC, pid, 0);
+	return 0;
+}
+
+#endif /* __RPROF_COMMON_BPF_H__ */
