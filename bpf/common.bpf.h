@@ -235,13 +235,30 @@ static __always_inline bool current_stacks(void *ctx, struct task_struct *task, 
 	return !dropped;
 }
 
-/* Records a thread's names (refreshed each time, so renames are seen). */
+static __always_inline bool same_comm(const char *a, const char *b)
+{
+#pragma unroll
+	for (int i = 0; i < TASK_COMM_LEN; i++) {
+		if (a[i] != b[i])
+			return false;
+		if (!a[i])
+			break;
+	}
+	return true;
+}
+
+/* Records a thread's names; checked every time, so a rename is seen. */
 static __always_inline void remember_thread(struct task_struct *task, u32 pid, u32 tid)
 {
-	struct thread_names names = { .pid = pid };
+	struct thread_names names = { .pid = pid }, *known;
 
 	BPF_CORE_READ_STR_INTO(&names.comm, task, comm);
 	BPF_CORE_READ_STR_INTO(&names.proc_comm, task, group_leader, comm);
+	known = bpf_map_lookup_elem(&threads, &tid);
+	/* Most events come from threads already known by these names: no write then. */
+	if (known && known->pid == pid && same_comm(known->comm, names.comm) &&
+	    same_comm(known->proc_comm, names.proc_comm))
+		return;
 	if (bpf_map_update_elem(&threads, &tid, &names, BPF_ANY))
 		count(RPROF_CNT_THREADS_MAP_FULL);
 }
