@@ -51,8 +51,8 @@ enum rprof_counter {
 	RPROF_CNT_STACK_ALLOC_FAILED = 12,
 	/* off-CPU: a block could not be remembered (start map full); its time is lost. */
 	RPROF_CNT_START_MAP_FULL = 13,
-	/* off-CPU: a thread already blocked at the start could not have its stack read. */
-	RPROF_CNT_SEED_STACK_ERROR = 14,
+	/* off-CPU: a blocked thread's kernel stack could not be read; kept without it. */
+	RPROF_CNT_BLOCKED_STACK_ERROR = 14,
 	RPROF_CNT_MAX = 15,
 };
 
@@ -136,15 +136,18 @@ enum block_state_filter {
 	STATE_FILTER_ALL = 0xf,
 };
 
-/* A thread that went off the CPU, until it comes back. */
+/*
+ * A thread that went off the CPU, until it comes back. Only the user stack is
+ * taken when it leaves (it can be read only then, from the thread itself); the
+ * kernel stack is read when the block ends and is kept.
+ */
 struct block_start {
 	__u64 start_ns;
 	__u64 user_stack;
-	__u64 kernel_stack;
 	__u32 pid;
 	__u32 state;
 };
-_Static_assert(sizeof(struct block_start) == 32, "block_start size");
+_Static_assert(sizeof(struct block_start) == 24, "block_start size");
 
 /* threadcreate: sample_key.extra */
 enum created_kind {

@@ -93,6 +93,13 @@ pub struct RecordArgs {
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub min_block: Duration,
 
+    /// off-CPU and wall: blocks shorter than this are recorded with probability
+    /// duration/RATE and weighted back, as Go's block profile rate does, so totals stay
+    /// unbiased while a busy program's many short blocks cost little. 0 records every
+    /// block. At most 4s.
+    #[arg(long, value_parser = parse_block_rate, default_value = "1ms")]
+    pub block_rate: Duration,
+
     /// off-CPU: record only blocks that began in this state.
     #[arg(long, value_enum, default_value = "all")]
     pub state: StateArg,
@@ -164,6 +171,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => return Err(bad()),
     };
     Ok(Duration::from_nanos((value * nanos_per).round() as u64))
+}
+
+fn parse_block_rate(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    // The BPF side draws a 32-bit random number scaled to the rate.
+    if d > Duration::from_secs(4) {
+        return Err(format!("{s} is above the limit of 4s"));
+    }
+    Ok(d)
 }
 
 #[cfg(test)]

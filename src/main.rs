@@ -32,6 +32,7 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
                 target,
                 kinds: args.kinds(),
                 min_block: args.min_block,
+                block_rate: args.block_rate,
                 state_filter: args.state.filter(),
                 thread_roots: args.thread_roots,
                 duration: args.seconds,

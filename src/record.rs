@@ -40,6 +40,9 @@ pub struct RecordOptions {
     pub max_entries: u32,
     /// off-CPU: blocks shorter than this are ignored.
     pub min_block: Duration,
+    /// off-CPU: blocks shorter than this are sampled (Go's block profile rate); zero records
+    /// every block.
+    pub block_rate: Duration,
     /// off-CPU: which states to record (`enum block_state_filter` bits).
     pub state_filter: u32,
     /// Synthetic process and thread root frames on every sample.
@@ -134,6 +137,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         follow_forks: target.is_launched(),
         max_entries: opts.max_entries,
         min_block_ns: opts.min_block.as_nanos() as u64,
+        block_sample_ns: opts.block_rate.as_nanos() as u64,
         state_filter: opts.state_filter,
     };
 
@@ -295,6 +299,10 @@ fn comments(opts: &RecordOptions, kind: ProfileKind, counters: &Counters) -> Vec
         }
         ProfileKind::OffCpu => {
             c.push(format!("min block: {:?}", opts.min_block));
+            c.push(format!(
+                "block rate: {:?} (shorter blocks are sampled and weighted)",
+                opts.block_rate
+            ));
         }
         ProfileKind::ThreadCreate => {}
     }

@@ -24,7 +24,7 @@ const NAMES: [(C, &str); C::RPROF_CNT_MAX.0 as usize] = [
     (C::RPROF_CNT_SCRATCH_MISSING, "scratch_missing"),
     (C::RPROF_CNT_STACK_ALLOC_FAILED, "stack_alloc_failed"),
     (C::RPROF_CNT_START_MAP_FULL, "start_map_full"),
-    (C::RPROF_CNT_SEED_STACK_ERROR, "seed_stack_error"),
+    (C::RPROF_CNT_BLOCKED_STACK_ERROR, "blocked_stack_error"),
 ];
 
 /// Counter values, summed over CPUs.

@@ -37,6 +37,9 @@ pub struct CollectConfig {
     pub max_entries: u32,
     /// off-CPU: blocks shorter than this are ignored.
     pub min_block_ns: u64,
+    /// off-CPU: blocks shorter than this are sampled in proportion to their length and
+    /// weighted back; 0 records every block.
+    pub block_sample_ns: u64,
     /// off-CPU: which states to record (`enum block_state_filter` bits).
     pub state_filter: u32,
 }
@@ -88,15 +91,4 @@ pub(crate) fn load_error(kind: &'static str) -> impl Fn(libbpf_rs::Error) -> Col
 /// Maps an attach failure to a [`CollectError::Attach`] naming what failed.
 pub(crate) fn attach_error(what: &'static str) -> impl Fn(libbpf_rs::Error) -> CollectError {
     move |source| CollectError::Attach { what, source }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
-pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime fills a valid timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

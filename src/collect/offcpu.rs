@@ -1,24 +1,23 @@
-//! The off-CPU collector: `bpf/offcpu.bpf.c` on the scheduler's switch tracepoint.
+//! The off-CPU collector: `bpf/offcpu.bpf.c` on the scheduler's switch tracepoint, with two
+//! task iterators that open the blocks already in progress at the start and close the ones
+//! still in progress at the stop.
 use std::io;
 use std::mem::MaybeUninit;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Iter, MapCore, MapFlags, OpenObject};
+use libbpf_rs::{Iter, MapCore, OpenObject, ProgramMut};
 
-use super::bpf_maps::{common_maps, size_maps, StackCache};
-use super::{attach_error, load_error, monotonic_ns, CollectConfig, CollectError, Collector};
-use crate::bpf::from_bytes;
+use super::bpf_maps::{common_maps, size_maps};
+use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::libbpf_log;
 use crate::bpf::offcpu::{OffcpuSkel, OffcpuSkelBuilder};
-use crate::bpf::shared::{block_start, sample_key};
 use crate::kind::ProfileKind;
 use crate::raw::RawProfile;
 
 pub struct OffCpuCollector<'obj> {
     skel: OffcpuSkel<'obj>,
-    min_block_ns: u64,
-    /// When recording stopped (CLOCK_MONOTONIC): threads still blocked count up to here.
-    stopped_ns: Option<u64>,
+    /// Why the blocks open at the stop could not be closed, if they could not.
+    close_error: Option<CollectError>,
 }
 
 impl<'obj> OffCpuCollector<'obj> {
@@ -33,6 +32,7 @@ impl<'obj> OffCpuCollector<'obj> {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
             ro.min_block_ns = cfg.min_block_ns;
+            ro.sample_ns = cfg.block_sample_ns;
             ro.state_filter = cfg.state_filter;
         }
         size_maps(
@@ -47,50 +47,21 @@ impl<'obj> OffCpuCollector<'obj> {
         maps.add_targets(cfg.pids.as_deref().unwrap_or_default())?;
         Ok(Self {
             skel,
-            min_block_ns: cfg.min_block_ns,
-            stopped_ns: None,
+            close_error: None,
         })
     }
+}
 
-    /// Blocks still open when recording stopped, counted up to the stop.
-    fn open_blocks(
-        &self,
-        cache: &mut StackCache,
-    ) -> Result<Vec<crate::raw::RawSample>, CollectError> {
-        let Some(stopped) = self.stopped_ns else {
-            return Ok(Vec::new());
-        };
-        let maps = common_maps!(self.skel);
-        let starts = &self.skel.maps.starts;
-        let mut out = Vec::new();
-        for key in starts.keys() {
-            let Some(v) =
-                starts
-                    .lookup(&key, MapFlags::ANY)
-                    .map_err(|source| CollectError::Map {
-                        map: "starts",
-                        source,
-                    })?
-            else {
-                continue;
-            };
-            let start: block_start = from_bytes(&v);
-            let blocked = stopped.saturating_sub(start.start_ns);
-            if blocked == 0 || blocked < self.min_block_ns {
-                continue;
-            }
-            let key = sample_key {
-                pid: start.pid,
-                tid: from_bytes(&key),
-                user_stack: start.user_stack,
-                kernel_stack: start.kernel_stack,
-                extra: start.state,
-                _pad: 0,
-            };
-            out.push(maps.sample(cache, &key, vec![1, blocked as i64], true)?);
-        }
-        Ok(out)
-    }
+/// Runs a task iterator program once over every task.
+fn run_task_iterator(prog: &ProgramMut) -> Result<(), CollectError> {
+    let what = "the iter/task program";
+    let link = prog.attach().map_err(attach_error(what))?;
+    let mut iter = Iter::new(&link).map_err(attach_error(what))?;
+    io::copy(&mut iter, &mut io::sink()).map_err(|e| CollectError::Attach {
+        what,
+        source: e.into(),
+    })?;
+    Ok(())
 }
 
 impl Collector for OffCpuCollector<'_> {
@@ -98,8 +69,8 @@ impl Collector for OffCpuCollector<'_> {
         ProfileKind::OffCpu
     }
 
-    /// Attaches to the scheduler, then seeds the threads that are blocked already, so that
-    /// a thread asleep for the whole window is not missed.
+    /// Attaches to the scheduler, then opens the blocks of threads that are blocked
+    /// already, so a thread asleep for the whole window is not missed.
     fn attach(&mut self) -> Result<(), CollectError> {
         let progs = &self.skel.progs;
         self.skel.links.on_fork = Some(
@@ -120,33 +91,26 @@ impl Collector for OffCpuCollector<'_> {
                 .attach()
                 .map_err(attach_error("tp_btf/sched_switch"))?,
         );
-        let seed = progs
-            .seed_blocked
-            .attach()
-            .map_err(attach_error("the iter/task program"))?;
-        let mut iter = Iter::new(&seed).map_err(attach_error("the iter/task program"))?;
-        io::copy(&mut iter, &mut io::sink()).map_err(|e| CollectError::Attach {
-            what: "the iter/task program",
-            source: e.into(),
-        })?;
-        Ok(())
+        run_task_iterator(&self.skel.progs.seed_blocked)
     }
 
     fn events_maps(&self) -> Vec<&dyn MapCore> {
         vec![&self.skel.maps.events]
     }
 
+    /// Detaches, then counts the threads still blocked up to now.
     fn stop(&mut self) {
         self.skel.links.on_switch = None;
-        self.stopped_ns = Some(monotonic_ns());
+        self.close_error = run_task_iterator(&self.skel.progs.close_blocked).err();
         self.skel.links.on_fork = None;
         self.skel.links.on_exec = None;
     }
 
     fn drain(&self) -> Result<RawProfile, CollectError> {
-        let mut raw = common_maps!(self.skel).drain(true, true)?;
-        raw.samples
-            .extend(self.open_blocks(&mut StackCache::default())?);
-        Ok(raw)
+        if let Some(e) = &self.close_error {
+            // The profile is still worth writing; the blocks left open are just not in it.
+            eprintln!("rprof-bpf: warning: threads still blocked at the stop are not counted: {e}");
+        }
+        common_maps!(self.skel).drain(true, true)
     }
 }

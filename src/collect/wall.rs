@@ -25,6 +25,7 @@ impl<'obj> WallCollector<'obj> {
     ) -> Result<Self, CollectError> {
         let every_block = CollectConfig {
             min_block_ns: 0,
+            block_sample_ns: cfg.block_sample_ns,
             state_filter: crate::bpf::shared::block_state_filter::STATE_FILTER_ALL.0,
             ..cfg.clone()
         };
