@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use rprof_bpf::bpf::shared::block_state_filter as F;
 use rprof_bpf::kind::ProfileKind;
+use rprof_bpf::output::Format;
+use rprof_bpf::report::ReportFormat;
 use rprof_bpf::target::TargetSpec;
 
 #[derive(Debug, Parser)]
@@ -29,6 +31,53 @@ pub enum Command {
         after_help = "Examples:\n  sudo rprof-bpf record -p 1234 --seconds 30\n  sudo rprof-bpf record -a --seconds 10 -o all.pb.gz\n  sudo rprof-bpf record -o app.pb.gz -- ./app --its-args\n  go tool pprof -http=: profile.pb.gz"
     )]
     Record(RecordArgs),
+    /// Print a top table of any pprof profile (ours, Go's runtime/pprof, gzipped or not), or
+    /// convert it to folded stacks or an SVG flame graph.
+    #[command(
+        after_help = "Examples:\n  rprof-bpf report profile.pb.gz --top 20\n  rprof-bpf report profile.pb.gz --format svg -o cpu.svg\n  rprof-bpf report heap.pb.gz --sample-index inuse_space"
+    )]
+    Report(ReportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The profile to read.
+    pub input: PathBuf,
+
+    /// Rows of the top table.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+
+    /// What to write: a top table (text), folded stacks, an SVG flame graph, or pprof. When
+    /// not given, the extension of -o decides, and text otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+
+    /// Where to write; standard output when not given.
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+
+    /// The value column to show (e.g. cpu, off_cpu, inuse_space); the profile's default
+    /// otherwise.
+    #[arg(long)]
+    pub sample_index: Option<String>,
+
+    /// Add a root frame per process and thread, from the pid/tid labels.
+    #[arg(long)]
+    pub thread_roots: bool,
+}
+
+impl ReportArgs {
+    pub fn format(&self) -> ReportFormat {
+        self.format.unwrap_or_else(
+            || match self.output.as_deref().and_then(Format::from_path) {
+                Some(Format::Svg) => ReportFormat::Svg,
+                Some(Format::Folded) => ReportFormat::Folded,
+                Some(Format::Pprof) => ReportFormat::Pprof,
+                None => ReportFormat::Text,
+            },
+        )
+    }
 }
 
 /// `--state`: which off-CPU states to record.
@@ -109,6 +158,19 @@ pub struct RecordArgs {
     #[arg(long)]
     pub thread_roots: bool,
 
+    /// Output format. When not given, the extension of -o decides (.svg, .folded), and pprof
+    /// otherwise.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Also print the top N functions to standard output when done.
+    #[arg(long, value_name = "N")]
+    pub top: Option<usize>,
+
+    /// No progress line and no summary; errors are still printed.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+
     /// Capacity of the in-kernel aggregation map, in distinct (thread, stack) pairs. A full
     /// map drops samples and reports them.
     #[arg(long, default_value_t = 65536, value_parser = clap::value_parser!(u32).range(1..))]
@@ -120,6 +182,13 @@ pub struct RecordArgs {
 }
 
 impl RecordArgs {
+    /// The output format: as given, or from the extension of -o.
+    pub fn format(&self) -> Format {
+        self.format
+            .or_else(|| Format::from_path(&self.output))
+            .unwrap_or(Format::Pprof)
+    }
+
     /// The kinds asked for, in order, each once.
     pub fn kinds(&self) -> Vec<ProfileKind> {
         let mut kinds = Vec::new();
@@ -191,6 +260,7 @@ mod tests {
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).map(|c| match c.command {
             Command::Record(r) => r,
+            Command::Report(_) => unreachable!("parsing record"),
         })
     }
 
@@ -250,6 +320,28 @@ mod tests {
             err.contains("off-cpu") && err.contains("threadcreate"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn formats_follow_the_output_name() {
+        assert_eq!(parse(&["-a"]).unwrap().format(), Format::Pprof);
+        assert_eq!(parse(&["-a", "-o", "x.svg"]).unwrap().format(), Format::Svg);
+        assert_eq!(
+            parse(&["-a", "-o", "x.svg", "--format", "folded"])
+                .unwrap()
+                .format(),
+            Format::Folded
+        );
+        let report = |args: &[&str]| {
+            let mut argv = vec!["rprof-bpf", "report"];
+            argv.extend_from_slice(args);
+            match Cli::try_parse_from(argv).unwrap().command {
+                Command::Report(r) => r.format(),
+                Command::Record(_) => unreachable!(),
+            }
+        };
+        assert_eq!(report(&["p.pb.gz"]), ReportFormat::Text);
+        assert_eq!(report(&["p.pb.gz", "-o", "f.folded"]), ReportFormat::Folded);
     }
 
     #[test]

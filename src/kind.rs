@@ -76,16 +76,19 @@ impl ProfileKind {
 }
 
 /// Where each kind's profile goes: `path` itself for one kind; for several, the kind's name
-/// goes before `.pb.gz` (`prof.pb.gz` → `prof.cpu.pb.gz`), or after the path otherwise.
+/// goes before a known extension (`prof.pb.gz` → `prof.cpu.pb.gz`, `x.svg` → `x.cpu.svg`),
+/// or after the path otherwise.
 pub fn output_path(path: &std::path::Path, kind: ProfileKind, several: bool) -> std::path::PathBuf {
     if !several {
         return path.to_path_buf();
     }
     let s = path.as_os_str().to_string_lossy();
-    match s.strip_suffix(".pb.gz") {
-        Some(stem) => format!("{stem}.{}.pb.gz", kind.name()).into(),
-        None => format!("{s}.{}", kind.name()).into(),
+    for ext in [".pb.gz", ".svg", ".folded"] {
+        if let Some(stem) = s.strip_suffix(ext) {
+            return format!("{stem}.{}{ext}", kind.name()).into();
+        }
     }
+    format!("{s}.{}", kind.name()).into()
 }
 
 #[cfg(test)]
@@ -104,6 +107,10 @@ mod tests {
         assert_eq!(
             output_path(Path::new("x.out"), ProfileKind::Wall, true),
             Path::new("x.out.wall")
+        );
+        assert_eq!(
+            output_path(Path::new("f.svg"), ProfileKind::Cpu, true),
+            Path::new("f.cpu.svg")
         );
     }
 

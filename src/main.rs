@@ -6,8 +6,12 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use clap::Parser;
 
+use std::io::IsTerminal;
+
 use rprof_bpf::kind::ProfileKind;
+use rprof_bpf::output::{Format, RenderOptions};
 use rprof_bpf::record::{self, RecordOptions, RecordSummary};
+use rprof_bpf::report::{self, ReportOptions};
 
 mod cli;
 
@@ -26,6 +30,20 @@ fn main() -> ExitCode {
 
 fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
     match cli.command {
+        cli::Command::Report(args) => {
+            report::report(&ReportOptions {
+                format: args.format(),
+                input: args.input,
+                output: args.output,
+                top: args.top,
+                render: RenderOptions {
+                    sample_index: args.sample_index,
+                    thread_roots: args.thread_roots,
+                    title: None,
+                },
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         cli::Command::Record(args) => {
             let target = args.target().map_err(|e| anyhow!(e))?;
             let opts = RecordOptions {
@@ -35,6 +53,9 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
                 block_rate: args.block_rate,
                 state_filter: args.state.filter(),
                 thread_roots: args.thread_roots,
+                format: args.format(),
+                top: args.top,
+                progress: !args.quiet && std::io::stderr().is_terminal(),
                 duration: args.seconds,
                 frequency: args.frequency,
                 output: args.output.clone(),
@@ -44,7 +65,12 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
                 print_timings: std::env::var_os("RPROF_TIMINGS").is_some_and(|v| v == "1"),
             };
             let summary = record::record(&opts)?;
-            print_summary(&summary);
+            if !args.quiet {
+                print_summary(&summary, opts.format);
+            }
+            for table in summary.profiles.iter().filter_map(|p| p.top.as_ref()) {
+                print!("{table}");
+            }
             // Ctrl-C is the normal end of an open-ended recording, so it is a success, as
             // with perf record; a launched command's own exit code is passed on.
             Ok(match summary.command_status {
@@ -56,7 +82,7 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
 }
 
 /// One line per kind that could not run, then one per profile written.
-fn print_summary(s: &RecordSummary) {
+fn print_summary(s: &RecordSummary, format: Format) {
     for (kind, why) in &s.unavailable {
         eprintln!("rprof-bpf: warning: no {} profile: {why}", kind.name());
     }
@@ -76,9 +102,12 @@ fn print_summary(s: &RecordSummary) {
             line.push_str(&format!(", {name}={value}"));
         }
         let path = p.output.display();
-        line.push_str(&format!(
-            "; wrote {path}; open with: go tool pprof -http=: {path}"
-        ));
+        let open = match format {
+            Format::Pprof => format!("open with: go tool pprof -http=: {path}"),
+            Format::Svg => "open it in a browser".to_string(),
+            Format::Folded => "feed it to flamegraph.pl, inferno or speedscope".to_string(),
+        };
+        line.push_str(&format!("; wrote {path}; {open}"));
         eprintln!("{line}");
     }
 }

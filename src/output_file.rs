@@ -5,8 +5,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::pprof::{proto::Profile, write_profile};
-
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("cannot write {path}: {source}")]
@@ -21,6 +19,7 @@ pub struct PendingOutput {
     path: PathBuf,
     temp: PathBuf,
     file: Option<File>,
+    committed: bool,
 }
 
 impl PendingOutput {
@@ -48,6 +47,7 @@ impl PendingOutput {
             path: path.to_path_buf(),
             temp,
             file: Some(file),
+            committed: false,
         })
     }
 
@@ -55,23 +55,24 @@ impl PendingOutput {
         &self.path
     }
 
-    /// Writes the gzipped profile and moves it into place.
-    pub fn commit(mut self, profile: &Profile) -> Result<(), OutputError> {
-        let err = |source| OutputError::Io {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let file = self.file.take().expect("commit is called once");
-        let file = write_profile(profile, file).map_err(err)?;
-        file.sync_all().map_err(err)?;
-        fs::rename(&self.temp, &self.path).map_err(err)?;
+    /// Writes the file with `write` and moves it into place; on failure nothing is left.
+    pub fn commit<E: From<io::Error>>(
+        mut self,
+        write: impl FnOnce(&mut File) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut file = self.file.take().expect("commit is called once");
+        write(&mut file)?;
+        file.sync_all()?;
+        fs::rename(&self.temp, &self.path)?;
+        self.committed = true;
         Ok(())
     }
 }
 
 impl Drop for PendingOutput {
     fn drop(&mut self) {
-        if self.file.is_some() {
+        // Not renamed into place: a failed or abandoned write leaves nothing behind.
+        if !self.committed {
             let _ = fs::remove_file(&self.temp);
         }
     }
@@ -108,7 +109,9 @@ mod tests {
         drop(pending);
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "temp file removed");
         let pending = PendingOutput::create(&path).unwrap();
-        pending.commit(&Profile::default()).unwrap();
+        pending
+            .commit(|f| crate::pprof::write_profile(&Default::default(), f).map(drop))
+            .unwrap();
         assert!(crate::pprof::read_profile(&path).is_ok());
         assert_eq!(fs::read_dir(&dir).unwrap().count(), 1);
         fs::remove_dir_all(&dir).unwrap();

@@ -15,6 +15,7 @@ use crate::collect::threads::ThreadCreateCollector;
 use crate::collect::wall::WallCollector;
 use crate::collect::{CollectConfig, CollectError, Collector, ProcEvent};
 use crate::kind::{output_path, ProfileKind};
+use crate::output::{self, Format, RenderError, RenderOptions};
 use crate::output_file::{OutputError, PendingOutput};
 use crate::preflight::{self, PreflightError};
 use crate::procs::ProcessTable;
@@ -53,6 +54,12 @@ pub struct RecordOptions {
     pub started: Instant,
     /// Print `timing:` lines (RPROF_TIMINGS=1), for the benchmark.
     pub print_timings: bool,
+    /// The file format of each profile.
+    pub format: Format,
+    /// Also make a top table of this many rows per profile.
+    pub top: Option<usize>,
+    /// Show a live progress line on stderr.
+    pub progress: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +72,8 @@ pub enum RecordError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Collect(#[from] CollectError),
+    #[error("writing {path}: {source}")]
+    Render { path: String, source: RenderError },
 }
 
 /// Why the recording ended.
@@ -81,6 +90,8 @@ pub struct KindSummary {
     pub kind: ProfileKind,
     pub output: PathBuf,
     pub counters: Counters,
+    /// The top table, when asked for.
+    pub top: Option<String>,
 }
 
 #[derive(Debug)]
@@ -192,6 +203,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         eprintln!("timing: attach_ms={}", opts.started.elapsed().as_millis());
     }
 
+    let progress = opts.progress.then(|| Progress::start(&opts.kinds));
     let stop = loop {
         let wait = match opts.duration {
             Some(d) => d.saturating_sub(start.elapsed()).min(POLL_INTERVAL),
@@ -199,6 +211,9 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         };
         for event in events.poll(wait) {
             apply_event(&mut procs, event);
+        }
+        if let Some(p) = &progress {
+            p.update(start.elapsed(), opts.duration, &collectors, target);
         }
         if let Some(sig) = signals::stop_requested() {
             break StopReason::Signal(sig);
@@ -210,6 +225,9 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
             break StopReason::TargetsExited;
         }
     };
+    if let Some(p) = progress {
+        p.finish();
+    }
     for c in &mut collectors {
         c.stop();
     }
@@ -247,11 +265,30 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         };
         let profile = assemble::build_profile(kind, &raw, &procs, &symbolizer, &info);
         let path = output.path().to_path_buf();
-        output.commit(&profile)?;
+        let render = RenderOptions {
+            title: Some(flame_title(kind, target, &raw, duration)),
+            // Thread roots, when asked for, are in the profile already.
+            ..RenderOptions::default()
+        };
+        let top = opts
+            .top
+            .map(|n| output::top_table(&profile, &render, n))
+            .transpose()
+            .map_err(|e| RecordError::Render {
+                path: path.display().to_string(),
+                source: e.into(),
+            })?;
+        output
+            .commit(|file| output::render(&profile, opts.format, &render, file))
+            .map_err(|source| RecordError::Render {
+                path: path.display().to_string(),
+                source,
+            })?;
         profiles.push(KindSummary {
             kind,
             output: path,
             counters: raw.counters,
+            top,
         });
     }
     if opts.print_timings {
@@ -264,6 +301,99 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         stop,
         command_status: None,
     })
+}
+
+/// The live progress line on stderr: elapsed and remaining time, events so far (from the
+/// BPF counters), and targets still alive.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    kinds: String,
+    last: std::cell::Cell<Option<Instant>>,
+}
+
+impl Progress {
+    /// How often the counters are read for the line.
+    const REFRESH: Duration = Duration::from_millis(250);
+
+    fn start(kinds: &[ProfileKind]) -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Self {
+            bar,
+            kinds: kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+            last: std::cell::Cell::new(None),
+        }
+    }
+
+    fn update(
+        &self,
+        elapsed: Duration,
+        window: Option<Duration>,
+        collectors: &[Box<dyn Collector + '_>],
+        target: &mut Target,
+    ) {
+        if self.last.get().is_some_and(|t| t.elapsed() < Self::REFRESH) {
+            return;
+        }
+        self.last.set(Some(Instant::now()));
+        let events: u64 = collectors
+            .iter()
+            .filter_map(|c| c.counters().ok())
+            .map(|c| c.samples())
+            .sum();
+        let time = match window {
+            Some(w) => format!(
+                "{:.1}s/{:.1}s ({:.1}s left)",
+                elapsed.as_secs_f64(),
+                w.as_secs_f64(),
+                w.saturating_sub(elapsed).as_secs_f64()
+            ),
+            None => format!("{:.1}s (Ctrl-C stops)", elapsed.as_secs_f64()),
+        };
+        let alive = if target.is_all() {
+            "all processes".to_string()
+        } else {
+            format!("{} alive", target.alive())
+        };
+        self.bar
+            .set_message(format!("{} {time} | {events} events | {alive}", self.kinds));
+        self.bar.tick();
+    }
+
+    fn finish(self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// "cpu profile of app [1234]: 10.00s, 990 samples"
+fn flame_title(kind: ProfileKind, target: &Target, raw: &RawProfile, duration: Duration) -> String {
+    let who = if target.is_all() {
+        "all processes".to_string()
+    } else {
+        target
+            .pids()
+            .iter()
+            .map(|pid| {
+                let comm = raw
+                    .threads
+                    .values()
+                    .find(|t| t.pid == *pid)
+                    .map(|t| t.proc_comm.as_str())
+                    .unwrap_or("?");
+                format!("{comm} [{pid}]")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{} profile of {who}: {:.2}s, {} events",
+        kind.name(),
+        duration.as_secs_f64(),
+        raw.counters.samples()
+    )
 }
 
 fn apply_event(procs: &mut ProcessTable, event: ProcEvent) {

@@ -7,6 +7,7 @@ use libbpf_rs::{Link, MapCore, OpenObject};
 
 use super::bpf_maps::{common_maps, size_maps};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use crate::bpf::counters::Counters;
 use crate::bpf::cpu::{CpuSkel, CpuSkelBuilder};
 use crate::bpf::libbpf_log;
 use crate::kind::ProfileKind;
@@ -82,6 +83,10 @@ impl Collector for CpuCollector<'_> {
             self.perf_links.push(link);
         }
         Ok(())
+    }
+
+    fn counters(&self) -> Result<Counters, CollectError> {
+        common_maps!(self.skel).counters()
     }
 
     fn events_maps(&self) -> Vec<&dyn MapCore> {

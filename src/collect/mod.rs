@@ -10,6 +10,7 @@ pub mod wall;
 
 use libbpf_rs::MapCore;
 
+use crate::bpf::counters::Counters;
 use crate::kind::ProfileKind;
 use crate::perf_event::PerfEventError;
 use crate::raw::RawProfile;
@@ -55,6 +56,8 @@ pub trait Collector {
     fn stop(&mut self);
     /// Reads what was collected.
     fn drain(&self) -> Result<RawProfile, CollectError>;
+    /// The failure counters so far (their `samples` is the progress to show).
+    fn counters(&self) -> Result<Counters, CollectError>;
 }
 
 #[derive(Debug, thiserror::Error)]

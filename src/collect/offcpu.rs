@@ -9,6 +9,7 @@ use libbpf_rs::{Iter, MapCore, OpenObject, ProgramMut};
 
 use super::bpf_maps::{common_maps, size_maps};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::offcpu::{OffcpuSkel, OffcpuSkelBuilder};
 use crate::kind::ProfileKind;
@@ -92,6 +93,10 @@ impl Collector for OffCpuCollector<'_> {
                 .map_err(attach_error("tp_btf/sched_switch"))?,
         );
         run_task_iterator(&self.skel.progs.seed_blocked)
+    }
+
+    fn counters(&self) -> Result<Counters, CollectError> {
+        common_maps!(self.skel).counters()
     }
 
     fn events_maps(&self) -> Vec<&dyn MapCore> {

@@ -6,6 +6,7 @@ use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{common_maps, size_maps};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::threads::{ThreadsSkel, ThreadsSkelBuilder};
 use crate::kind::ProfileKind;
@@ -61,6 +62,10 @@ impl Collector for ThreadCreateCollector<'_> {
                 .map_err(attach_error("tp_btf/sched_process_fork"))?,
         );
         Ok(())
+    }
+
+    fn counters(&self) -> Result<Counters, CollectError> {
+        common_maps!(self.skel).counters()
     }
 
     fn events_maps(&self) -> Vec<&dyn MapCore> {

@@ -8,6 +8,7 @@ use libbpf_rs::{MapCore, OpenObject};
 use super::cpu::CpuCollector;
 use super::offcpu::OffCpuCollector;
 use super::{CollectConfig, CollectError, Collector};
+use crate::bpf::counters::Counters;
 use crate::kind::ProfileKind;
 use crate::raw::RawProfile;
 
@@ -45,6 +46,12 @@ impl Collector for WallCollector<'_> {
     fn attach(&mut self) -> Result<(), CollectError> {
         self.off.attach()?;
         self.cpu.attach()
+    }
+
+    fn counters(&self) -> Result<Counters, CollectError> {
+        let mut c = self.cpu.counters()?;
+        c.add(&self.off.counters()?);
+        Ok(c)
     }
 
     fn events_maps(&self) -> Vec<&dyn MapCore> {

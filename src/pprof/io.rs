@@ -14,6 +14,8 @@ use super::proto::Profile;
 pub enum ReadError {
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: io::Error },
+    #[error("{path} is corrupt or truncated gzip data: {source}")]
+    Gzip { path: String, source: io::Error },
     #[error("{path} is not a pprof profile: {source}")]
     Decode {
         path: String,
@@ -35,7 +37,10 @@ pub fn read_profile(path: &Path) -> Result<Profile, ReadError> {
         let mut plain = Vec::new();
         GzDecoder::new(&raw[..])
             .read_to_end(&mut plain)
-            .map_err(io_err)?;
+            .map_err(|source| ReadError::Gzip {
+                path: path.display().to_string(),
+                source,
+            })?;
         raw = plain;
     }
     Profile::decode(&raw[..]).map_err(|source| ReadError::Decode {

@@ -2,9 +2,11 @@
 //! reading and writing gzipped profiles.
 mod builder;
 mod io;
+mod stacks;
 
 pub use builder::{FrameInfo, LabelValue, MappingInfo, ProfileBuilder, SampleType};
 pub use io::{read_profile, write_profile, ReadError};
+pub use stacks::{Frame, ProfileError, ProfileView, Stack};
 
 /// Types generated from `proto/profile.proto`.
 #[allow(clippy::all, missing_docs)]
