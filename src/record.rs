@@ -225,14 +225,15 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
             break StopReason::TargetsExited;
         }
     };
+    // The window ends here; detaching (which may wait for the kernel) is not part of it.
+    let duration = start.elapsed();
+    let stopped = Instant::now();
     if let Some(p) = progress {
         p.finish();
     }
     for c in &mut collectors {
         c.stop();
     }
-    let stopped = Instant::now();
-    let duration = start.elapsed();
     for event in events.poll(Duration::ZERO) {
         apply_event(&mut procs, event);
     }
