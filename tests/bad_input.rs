@@ -368,3 +368,195 @@ fn sigterm_stops_timed_recording_and_writes_profile() {
     }
     signal_stops_recording(libc::SIGTERM, "SIGTERM", &["--seconds", "30"]);
 }
+
+/// Asserts an argument error as clap gives it: a quick non-zero exit, one `error:` line that
+/// names the bad `value` (clap may add its `[possible values: ...]` line and its
+/// "For more information, try '--help'." hint), no panic, and nothing written.
+fn assert_argument_error(run: &RunOutput, value: &str, outputs: &[&Path]) {
+    assert!(
+        !run.timed_out && run.status.code().is_some_and(|c| c != 0),
+        "expected a non-zero exit\n{}",
+        run.describe()
+    );
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.contains("error")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "expected one error line\n{}",
+        run.describe()
+    );
+    let quoted = ["'", "\"", "`"]
+        .iter()
+        .any(|q| lines[0].contains(&format!("{q}{value}{q}")));
+    assert!(
+        lines[0].contains("error") && quoted,
+        "the first line should be the error, naming {value:?} (quoted)\n{}",
+        run.describe()
+    );
+    assert!(
+        lines.len() <= 3 && !run.stderr.contains("panicked"),
+        "a short error, no panic\n{}",
+        run.describe()
+    );
+    assert_quick(run, Duration::from_secs(1));
+    for out in outputs {
+        assert_no_file(out, run);
+    }
+}
+
+/// Every file a recording of `kinds` with `-o base` could write.
+fn outputs_of(base: &Path, kinds: &[&str]) -> Vec<std::path::PathBuf> {
+    let mut out = vec![base.to_path_buf()];
+    out.extend(kinds.iter().map(|k| kind_path(base, k)));
+    out
+}
+
+/// An unknown `--type`, alone or in a list: the error lists the valid kinds.
+#[test]
+fn unknown_profile_type_lists_the_kinds() {
+    if !require_bpf() {
+        return;
+    }
+    let live = sleeper();
+    let pid = live.pid.to_string();
+    let dir = TempDir::new("bad-type");
+    for (i, kinds) in ["nope", "cpu,nope", "off-cpu,nope,wall"].iter().enumerate() {
+        let out = dir.join(&format!("t{i}.pb.gz"));
+        let run = record(
+            &[
+                "--type",
+                kinds,
+                "-p",
+                &pid,
+                "--seconds",
+                "5",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            Duration::from_secs(15),
+        );
+        let files = outputs_of(&out, &["cpu", "off-cpu", "wall", "threadcreate"]);
+        assert_argument_error(
+            &run,
+            "nope",
+            &files.iter().map(|p| p.as_path()).collect::<Vec<_>>(),
+        );
+        for kind in ["cpu", "off-cpu", "wall", "threadcreate"] {
+            assert!(
+                run.stderr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                    .any(|w| w == kind),
+                "the error for --type {kinds} should list the kind {kind}\n{}",
+                run.describe()
+            );
+        }
+    }
+}
+
+/// `--min-block` that is not a duration with a unit (ns, us, ms, s).
+#[test]
+fn bad_min_block_duration() {
+    if !require_bpf() {
+        return;
+    }
+    let live = sleeper();
+    let pid = live.pid.to_string();
+    let dir = TempDir::new("bad-min-block");
+    for (i, value) in ["5parsecs", "ms", "-3ms"].iter().enumerate() {
+        let out = dir.join(&format!("m{i}.pb.gz"));
+        let min_block = format!("--min-block={value}");
+        let run = record(
+            &[
+                "--type",
+                "off-cpu",
+                &min_block,
+                "-p",
+                &pid,
+                "--seconds",
+                "5",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            Duration::from_secs(15),
+        );
+        assert_argument_error(&run, value, &[&out, &kind_path(&out, "off-cpu")]);
+        let msg = run.stderr.to_lowercase();
+        assert!(
+            msg.contains("duration") || msg.contains("ms"),
+            "the error for --min-block {value} should say what a duration looks like\n{}",
+            run.describe()
+        );
+    }
+}
+
+/// `--state` other than S, D or all.
+#[test]
+fn bad_state() {
+    if !require_bpf() {
+        return;
+    }
+    let live = sleeper();
+    let pid = live.pid.to_string();
+    let dir = TempDir::new("bad-state");
+    for (i, value) in ["X", "R", "sleeping"].iter().enumerate() {
+        let out = dir.join(&format!("s{i}.pb.gz"));
+        let run = record(
+            &[
+                "--type",
+                "off-cpu",
+                "--state",
+                value,
+                "-p",
+                &pid,
+                "--seconds",
+                "5",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            Duration::from_secs(15),
+        );
+        assert_argument_error(&run, value, &[&out, &kind_path(&out, "off-cpu")]);
+        for valid in ["S", "D", "all"] {
+            assert!(
+                run.stderr.contains(valid),
+                "the error for --state {value} should give the valid states (S, D, all)\n{}",
+                run.describe()
+            );
+        }
+    }
+}
+
+/// `--block-rate` that is not a duration, or above its 4 s limit.
+#[test]
+fn bad_block_rate() {
+    if !require_bpf() {
+        return;
+    }
+    let live = sleeper();
+    let pid = live.pid.to_string();
+    let dir = TempDir::new("bad-block-rate");
+    for (i, value) in ["5parsecs", "5s"].iter().enumerate() {
+        let out = dir.join(&format!("r{i}.pb.gz"));
+        let rate = format!("--block-rate={value}");
+        let run = record(
+            &[
+                "--type",
+                "off-cpu",
+                &rate,
+                "-p",
+                &pid,
+                "--seconds",
+                "5",
+                "-o",
+                out.to_str().unwrap(),
+            ],
+            Duration::from_secs(15),
+        );
+        assert_argument_error(&run, value, &[&out, &kind_path(&out, "off-cpu")]);
+    }
+}

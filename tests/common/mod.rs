@@ -618,6 +618,20 @@ pub fn record_cmd<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
     cmd
 }
 
+/// Where a recording of several kinds writes kind `kind` for `-o base`: `prof.pb.gz` gives
+/// `prof.<kind>.pb.gz`; any other name gets `.<kind>` appended.
+pub fn kind_path(base: &Path, kind: &str) -> PathBuf {
+    let name = base
+        .file_name()
+        .expect("output path has a file name")
+        .to_string_lossy();
+    let file = match name.strip_suffix(".pb.gz") {
+        Some(stem) => format!("{stem}.{kind}.pb.gz"),
+        None => format!("{name}.{kind}"),
+    };
+    base.with_file_name(file)
+}
+
 /// Runs `rprof-bpf record ARGS...` to completion (killed after `timeout`).
 pub fn record<S: AsRef<std::ffi::OsStr>>(args: &[S], timeout: Duration) -> RunOutput {
     Running::start(record_cmd(args)).finish(timeout)
@@ -687,6 +701,19 @@ pub fn go_pprof(args: &[&str], profile: &Path) -> String {
     stdout
 }
 
+/// The (flat%, cum%) columns of `name`'s row in `go tool pprof -top` output.
+pub fn pprof_top_row(top: &str, name: &str) -> Option<(f64, f64)> {
+    top.lines().find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() >= 6 && cols[5..].join(" ") == name {
+            let pct = |c: &str| c.trim_end_matches('%').parse::<f64>().ok();
+            Some((pct(cols[1])?, pct(cols[4])?))
+        } else {
+            None
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Decoding profiles
 // ---------------------------------------------------------------------------------------
@@ -745,6 +772,35 @@ impl StackSample {
 
     pub fn leaf(&self) -> Option<&str> {
         self.frames.first().map(|f| f.name.as_str())
+    }
+
+    /// Whether any kernel frame is one of `names`.
+    pub fn has_kernel_frame(&self, names: &[&str]) -> bool {
+        self.frames
+            .iter()
+            .any(|f| f.kernel && names.contains(&f.name.as_str()))
+    }
+
+    /// The user-space functions really called, leaf first: inlined frames (such as an
+    /// always_inline system call helper) left out.
+    pub fn user_callers(&self) -> Vec<&str> {
+        self.user_frames()
+            .iter()
+            .filter(|f| !f.inlined)
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
+    /// Whether the stack is `leaf_user <- caller` in user space (not counting inlined
+    /// frames), under kernel frames that include one of each of `kernel_groups` (e.g. the
+    /// frames of a system call): how a thread looks that blocked in a system call made in
+    /// `leaf_user`.
+    pub fn blocked_in(&self, leaf_user: &str, caller: &str, kernel_groups: &[&[&str]]) -> bool {
+        let user = self.user_callers();
+        self.frames.first().is_some_and(|f| f.kernel)
+            && user.first() == Some(&leaf_user)
+            && user.get(1) == Some(&caller)
+            && kernel_groups.iter().all(|g| self.has_kernel_frame(g))
     }
 
     pub fn contains(&self, func: &str) -> bool {
@@ -971,6 +1027,81 @@ impl Decoded {
         self.samples.iter().any(|s| s.contains(func))
     }
 
+    /// (type, unit) of the period.
+    pub fn period_type(&self) -> (String, String) {
+        let pt = self
+            .profile
+            .period_type
+            .as_ref()
+            .unwrap_or_else(|| panic!("no period_type in {}", self.path.display()));
+        (
+            self.string(pt.r#type).to_string(),
+            self.string(pt.unit).to_string(),
+        )
+    }
+
+    /// Asserts the profile's layout: sample types in order, period type and period (within
+    /// 1, for periods computed as 1e9 / frequency), and a set `duration_nanos` and
+    /// `time_nanos`.
+    pub fn assert_layout(
+        &self,
+        sample_types: &[(&str, &str)],
+        period_type: (&str, &str),
+        period: i64,
+    ) {
+        let want: Vec<(String, String)> = sample_types
+            .iter()
+            .map(|(t, u)| (t.to_string(), u.to_string()))
+            .collect();
+        assert_eq!(
+            self.sample_types(),
+            want,
+            "sample types of {}\n{}",
+            self.path.display(),
+            self.report()
+        );
+        assert_eq!(
+            self.period_type(),
+            (period_type.0.to_string(), period_type.1.to_string()),
+            "period type of {}",
+            self.path.display()
+        );
+        assert!(
+            (self.profile.period - period).abs() <= 1,
+            "period {} of {}, expected {period}",
+            self.profile.period,
+            self.path.display()
+        );
+        assert!(
+            self.profile.duration_nanos > 0 && self.profile.time_nanos > 0,
+            "duration_nanos {} / time_nanos {} not set in {}",
+            self.profile.duration_nanos,
+            self.profile.time_nanos,
+            self.path.display()
+        );
+        for s in &self.samples {
+            assert_eq!(
+                s.values.len(),
+                sample_types.len(),
+                "sample with {:?} values in {}: {s:?}",
+                s.values,
+                self.path.display()
+            );
+        }
+    }
+
+    /// Value `name` per string label value (e.g. per `state`).
+    pub fn by_str_label(&self, key: &str, name: &str) -> BTreeMap<String, i64> {
+        let i = self.value_index(name);
+        let mut out = BTreeMap::new();
+        for s in &self.samples {
+            if let Some(v) = s.str(key) {
+                *out.entry(v.to_string()).or_insert(0) += s.values[i];
+            }
+        }
+        out
+    }
+
     /// Value `name` per numeric label value (e.g. per tid).
     pub fn by_num_label(&self, key: &str, name: &str) -> BTreeMap<i64, i64> {
         let i = self.value_index(name);
@@ -985,6 +1116,16 @@ impl Decoded {
 
     /// A readable summary for assertion messages: header, labels, top functions and stacks.
     pub fn report(&self) -> String {
+        self.summarize("", self.samples.iter().collect())
+    }
+
+    /// Like [`Decoded::report`], but the functions and stacks are those of the samples
+    /// matching `pred` only (`what` says which), e.g. one thread's.
+    pub fn report_where(&self, what: &str, pred: impl Fn(&StackSample) -> bool) -> String {
+        self.summarize(what, self.samples.iter().filter(|s| pred(s)).collect())
+    }
+
+    fn summarize(&self, what: &str, samples: Vec<&StackSample>) -> String {
         let mut out = String::new();
         let types = self.sample_types();
         let _ = writeln!(
@@ -997,6 +1138,9 @@ impl Decoded {
             self.profile.function.len(),
             self.profile.mapping.len()
         );
+        if !what.is_empty() {
+            let _ = writeln!(out, "below: only {} ({} samples)", what, samples.len());
+        }
         for c in self.comments() {
             let _ = writeln!(out, "comment: {c}");
         }
@@ -1004,11 +1148,11 @@ impl Decoded {
             return out;
         }
         let vi = types.len() - 1;
-        let total: i64 = self.samples.iter().map(|s| s.values[vi]).sum();
+        let total: i64 = samples.iter().map(|s| s.values[vi]).sum();
         let pct = |v: i64| 100.0 * v as f64 / total.max(1) as f64;
         let mut flat: HashMap<&str, i64> = HashMap::new();
         let mut cum: HashMap<&str, i64> = HashMap::new();
-        for s in &self.samples {
+        for s in &samples {
             if let Some(leaf) = s.leaf() {
                 *flat.entry(leaf).or_insert(0) += s.values[vi];
             }
@@ -1026,7 +1170,7 @@ impl Decoded {
             let f = flat.get(name).copied().unwrap_or(0);
             let _ = writeln!(out, "  {:6.2}% {:6.2}%  {name}", pct(f), pct(*c));
         }
-        let mut stacks: Vec<&StackSample> = self.samples.iter().collect();
+        let mut stacks = samples.clone();
         stacks.sort_by(|a, b| b.values[vi].cmp(&a.values[vi]));
         let _ = writeln!(out, "top stacks (leaf first):");
         for s in stacks.iter().take(8) {
