@@ -10,40 +10,54 @@ use prost::Message;
 
 use super::proto::Profile;
 
+/// Decompressed profiles larger than this are refused, so a small hostile file cannot
+/// exhaust memory.
+pub const MAX_PROFILE_BYTES: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("corrupt or truncated gzip data ({0})")]
+    Gzip(io::Error),
+    #[error("it decompresses to more than {MAX_PROFILE_BYTES} bytes")]
+    TooLarge,
+    #[error("not a pprof profile ({0})")]
+    Proto(prost::DecodeError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("cannot read {path}: {source}")]
     Io { path: String, source: io::Error },
-    #[error("{path} is corrupt or truncated gzip data: {source}")]
-    Gzip { path: String, source: io::Error },
-    #[error("{path} is not a pprof profile: {source}")]
-    Decode {
-        path: String,
-        source: prost::DecodeError,
-    },
+    #[error("{path}: {source}")]
+    Decode { path: String, source: DecodeError },
 }
 
-/// Reads a profile, gzipped or not.
+/// Decodes an encoded profile, gzipped or not.
+pub fn decode_profile(raw: &[u8]) -> Result<Profile, DecodeError> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::new();
+        GzDecoder::new(raw)
+            .take(MAX_PROFILE_BYTES + 1)
+            .read_to_end(&mut plain)
+            .map_err(DecodeError::Gzip)?;
+        if plain.len() as u64 > MAX_PROFILE_BYTES {
+            return Err(DecodeError::TooLarge);
+        }
+        return Profile::decode(&plain[..]).map_err(DecodeError::Proto);
+    }
+    Profile::decode(raw).map_err(DecodeError::Proto)
+}
+
+/// Reads a profile file, gzipped or not.
 pub fn read_profile(path: &Path) -> Result<Profile, ReadError> {
-    let io_err = |source| ReadError::Io {
-        path: path.display().to_string(),
-        source,
-    };
     let mut raw = Vec::new();
     File::open(path)
         .and_then(|mut f| f.read_to_end(&mut raw))
-        .map_err(io_err)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut plain = Vec::new();
-        GzDecoder::new(&raw[..])
-            .read_to_end(&mut plain)
-            .map_err(|source| ReadError::Gzip {
-                path: path.display().to_string(),
-                source,
-            })?;
-        raw = plain;
-    }
-    Profile::decode(&raw[..]).map_err(|source| ReadError::Decode {
+        .map_err(|source| ReadError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    decode_profile(&raw).map_err(|source| ReadError::Decode {
         path: path.display().to_string(),
         source,
     })
@@ -56,4 +70,40 @@ pub fn write_profile<W: Write>(profile: &Profile, out: W) -> io::Result<W> {
     let mut buffered = gz.finish()?;
     buffered.flush()?;
     buffered.into_inner().map_err(|e| e.into_error())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plain_and_gzipped_and_names_what_is_wrong() {
+        let p = Profile {
+            string_table: vec![String::new(), "x".into()],
+            ..Default::default()
+        };
+        let plain = p.encode_to_vec();
+        let gz = write_profile(&p, Vec::new()).unwrap();
+        assert_eq!(decode_profile(&plain).unwrap(), p);
+        assert_eq!(decode_profile(&gz).unwrap(), p);
+        assert!(matches!(
+            decode_profile(&gz[..gz.len() / 2]),
+            Err(DecodeError::Gzip(_))
+        ));
+        assert!(matches!(
+            decode_profile(b"\x07garbage"),
+            Err(DecodeError::Proto(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_gzip_bombs() {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..=(MAX_PROFILE_BYTES >> 20) {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(matches!(decode_profile(&bomb), Err(DecodeError::TooLarge)));
+    }
 }

@@ -5,7 +5,7 @@ mod io;
 mod stacks;
 
 pub use builder::{FrameInfo, LabelValue, MappingInfo, ProfileBuilder, SampleType};
-pub use io::{read_profile, write_profile, ReadError};
+pub use io::{decode_profile, read_profile, write_profile, DecodeError, ReadError};
 pub use stacks::{Frame, ProfileError, ProfileView, Stack};
 
 /// Types generated from `proto/profile.proto`.
