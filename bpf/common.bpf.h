@@ -88,6 +88,7 @@ struct {
 /* Keep the shared types in BTF so the skeleton exports them to Rust. */
 struct proc_event _proc_event_btf = {};
 struct block_start _block_start_btf = {};
+struct live_alloc _live_alloc_btf = {};
 enum rprof_counter _rprof_counter_btf = RPROF_CNT_MAX;
 enum proc_event_kind _proc_event_kind_btf = PROC_EVENT_FIRST_SAMPLE;
 enum block_state _block_state_btf = BLOCK_OTHER;
@@ -245,6 +246,45 @@ static __always_inline bool same_comm(const char *a, const char *b)
 			break;
 	}
 	return true;
+}
+
+/* A frame record as both x86-64 and arm64 lay it out: saved frame pointer, then return address. */
+struct frame_record {
+	u64 next_fp;
+	u64 ret;
+};
+
+/*
+ * Appends to st the return addresses of the frame-pointer chain starting at
+ * fp. `own` says the task is `current` (plain user reads work); otherwise the
+ * program is sleepable and reads the task's memory.
+ */
+static __always_inline void walk_frame_pointers(struct stack_trace *st, u64 fp,
+						struct task_struct *task, bool own)
+{
+	struct frame_record frame;
+	long err;
+
+	for (u32 i = 1; i < RPROF_MAX_STACK_DEPTH; i++) {
+		if (i < st->nr)
+			continue;
+		if (!fp)
+			break;
+		if (own)
+			err = bpf_probe_read_user(&frame, sizeof(frame), (void *)fp);
+		else
+			err = bpf_copy_from_user_task(&frame, sizeof(frame), (void *)fp, task, 0);
+		if (err || !frame.ret)
+			break;
+		st->ips[i] = frame.ret;
+		st->nr = i + 1;
+		/* Frames grow toward higher addresses; anything else is not a frame chain. */
+		if (frame.next_fp <= fp)
+			break;
+		fp = frame.next_fp;
+	}
+	if (st->nr >= RPROF_MAX_STACK_DEPTH)
+		count(RPROF_CNT_USER_STACK_TRUNCATED);
 }
 
 /* Records a thread's names; checked every time, so a rename is seen. */

@@ -80,12 +80,6 @@ static __always_inline bool state_wanted(u32 state)
 	return state_filter & bit;
 }
 
-/* A frame record as both x86-64 and arm64 lay it out: saved frame pointer, then return address. */
-struct frame_record {
-	u64 next_fp;
-	u64 ret;
-};
-
 /*
  * Walks a task's user stack by frame pointers from its saved user registers:
  * the same walk the kernel's perf callchain does, at a fraction of the cost.
@@ -95,9 +89,6 @@ struct frame_record {
 static __always_inline void user_stack_of(struct task_struct *task, struct stack_trace *st, bool own)
 {
 	struct pt_regs *regs;
-	struct frame_record frame;
-	u64 fp;
-	long err;
 
 	st->nr = 0;
 	if (task->flags & PF_KTHREAD)
@@ -106,26 +97,8 @@ static __always_inline void user_stack_of(struct task_struct *task, struct stack
 	if (!regs)
 		return;
 	st->ips[0] = PT_REGS_IP_CORE(regs);
-	fp = PT_REGS_FP_CORE(regs);
 	st->nr = 1;
-	for (u32 i = 1; i < RPROF_MAX_STACK_DEPTH; i++) {
-		if (!fp)
-			break;
-		if (own)
-			err = bpf_probe_read_user(&frame, sizeof(frame), (void *)fp);
-		else
-			err = bpf_copy_from_user_task(&frame, sizeof(frame), (void *)fp, task, 0);
-		if (err || !frame.ret)
-			break;
-		st->ips[i] = frame.ret;
-		st->nr = i + 1;
-		/* Frames grow toward higher addresses; anything else is not a frame chain. */
-		if (frame.next_fp <= fp)
-			break;
-		fp = frame.next_fp;
-	}
-	if (st->nr >= RPROF_MAX_STACK_DEPTH)
-		count(RPROF_CNT_USER_STACK_TRUNCATED);
+	walk_frame_pointers(st, PT_REGS_FP_CORE(regs), task, own);
 }
 
 /* Remembers that a thread went off the CPU; false if it could not be (counted). */

@@ -53,7 +53,11 @@ enum rprof_counter {
 	RPROF_CNT_START_MAP_FULL = 13,
 	/* off-CPU: a blocked thread's kernel stack could not be read; kept without it. */
 	RPROF_CNT_BLOCKED_STACK_ERROR = 14,
-	RPROF_CNT_MAX = 15,
+	/* alloc: a sampled allocation could not be tracked as live (map full). */
+	RPROF_CNT_LIVE_MAP_FULL = 15,
+	/* alloc: an allocation's size could not be carried to its return (map full). */
+	RPROF_CNT_PENDING_MAP_FULL = 16,
+	RPROF_CNT_MAX = 17,
 };
 
 /* A stack as bpf_get_stack returns it: nr frames, innermost first, zero-padded. */
@@ -148,6 +152,20 @@ struct block_start {
 	__u32 state;
 };
 _Static_assert(sizeof(struct block_start) == 24, "block_start size");
+
+/*
+ * alloc: a sampled allocation that is still live, by address. Its weights are
+ * what this one sample stands for once sampling is undone.
+ */
+struct live_alloc {
+	__u64 user_stack;
+	__u64 size;
+	__u64 objects;  /* estimated allocations this sample stands for */
+	__u64 bytes;    /* estimated bytes this sample stands for */
+	__u32 pid;
+	__u32 tid;
+};
+_Static_assert(sizeof(struct live_alloc) == 40, "live_alloc size");
 
 /* threadcreate: sample_key.extra */
 enum created_kind {

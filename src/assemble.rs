@@ -28,6 +28,9 @@ pub struct RecordingInfo {
 
 const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
 
+/// The allocator entry points, under the names glibc's symbols give them too.
+const ALLOCATOR_FRAMES: &str = "^(__GI_|__libc_|__GI___libc_)?(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc)$";
+
 /// Identity of a file across processes (the same `Arc` is shared by all of them).
 fn file_id(f: &Arc<MappedFile>) -> usize {
     Arc::as_ptr(f) as usize
@@ -152,6 +155,10 @@ pub fn build_profile(
             locations.extend(thread_roots(&mut b, s, &labels));
         }
         b.sample(locations, &s.values, &labels);
+    }
+    if kind == ProfileKind::Alloc {
+        // The allocator's own frames: pprof drops them so the leaf is malloc's caller.
+        b.drop_frames(ALLOCATOR_FRAMES);
     }
     for c in &info.comments {
         b.comment(c);
@@ -312,6 +319,13 @@ fn kind_label(kind: ProfileKind, extra: u32) -> Option<(&'static str, LabelValue
             };
             Some(("created", LabelValue::Str(created.into())))
         }
+        ProfileKind::Alloc => Some((
+            "bytes",
+            LabelValue::Num {
+                value: i64::from(extra),
+                unit: Some("bytes"),
+            },
+        )),
         ProfileKind::Cpu | ProfileKind::Wall => None,
     }
 }

@@ -149,6 +149,13 @@ pub struct RecordArgs {
     #[arg(long, value_parser = parse_block_rate, default_value = "1ms")]
     pub block_rate: Duration,
 
+    /// alloc: sample one allocation per this many bytes on average (an allocation of S
+    /// bytes is kept with probability S/N and weighted back), as Go's MemProfileRate. In-use
+    /// values cover only allocations made during the recording that were not freed by its
+    /// end. 0 records every allocation.
+    #[arg(long, value_name = "N", default_value_t = 512 * 1024)]
+    pub alloc_sample_bytes: u64,
+
     /// off-CPU: record only blocks that began in this state.
     #[arg(long, value_enum, default_value = "all")]
     pub state: StateArg,

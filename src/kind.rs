@@ -16,6 +16,9 @@ pub enum ProfileKind {
     /// Threads and processes created, by the stack that created them.
     #[value(name = "threadcreate")]
     ThreadCreate,
+    /// Heap allocations (sampled by bytes) and what is still in use at the end, through
+    /// uprobes on the allocator.
+    Alloc,
 }
 
 /// A kind's value columns and period type.
@@ -33,6 +36,12 @@ const CPU: &[SampleType] = &[st("samples", "count"), st("cpu", "nanoseconds")];
 const OFF_CPU: &[SampleType] = &[st("switches", "count"), st("off_cpu", "nanoseconds")];
 const WALL: &[SampleType] = &[st("samples", "count"), st("wall", "nanoseconds")];
 const THREADCREATE: &[SampleType] = &[st("threadcreate", "count")];
+const ALLOC: &[SampleType] = &[
+    st("alloc_objects", "count"),
+    st("alloc_space", "bytes"),
+    st("inuse_objects", "count"),
+    st("inuse_space", "bytes"),
+];
 
 impl ProfileKind {
     /// The name used by `--type` and in file names.
@@ -42,6 +51,7 @@ impl ProfileKind {
             Self::OffCpu => "off-cpu",
             Self::Wall => "wall",
             Self::ThreadCreate => "threadcreate",
+            Self::Alloc => "alloc",
         }
     }
 
@@ -63,14 +73,20 @@ impl ProfileKind {
                 sample_types: THREADCREATE,
                 period_type: st("threadcreate", "count"),
             },
+            Self::Alloc => KindColumns {
+                sample_types: ALLOC,
+                period_type: st("space", "bytes"),
+            },
         }
     }
 
-    /// The profile's period: one sampling interval for sampled kinds, 1 for event kinds.
-    pub fn period(self, frequency: u64) -> i64 {
+    /// The profile's period: one sampling interval for sampled kinds (the clock's, or the
+    /// allocation sampling rate in bytes), 1 for event kinds.
+    pub fn period(self, frequency: u64, alloc_sample_bytes: u64) -> i64 {
         match self {
             Self::Cpu | Self::Wall => 1_000_000_000 / frequency.max(1) as i64,
             Self::OffCpu | Self::ThreadCreate => 1,
+            Self::Alloc => alloc_sample_bytes as i64,
         }
     }
 }
@@ -125,7 +141,8 @@ mod tests {
                 "--type name round-trips"
             );
         }
-        assert_eq!(ProfileKind::Cpu.period(99), 10_101_010);
-        assert_eq!(ProfileKind::OffCpu.period(99), 1);
+        assert_eq!(ProfileKind::Cpu.period(99, 0), 10_101_010);
+        assert_eq!(ProfileKind::OffCpu.period(99, 0), 1);
+        assert_eq!(ProfileKind::Alloc.period(99, 4096), 4096);
     }
 }

@@ -4,6 +4,7 @@
 //! that aggregate in the kernel) → [`raw::RawProfile`] (addresses only) → [`procs`] (maps
 //! snapshotted while processes live) → [`symbolize`] → [`assemble`] (the pprof model) →
 //! [`output_file`]. [`record`] runs that flow.
+pub mod allocator;
 pub mod assemble;
 pub mod bpf;
 pub mod collect;

@@ -53,6 +53,7 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
                 block_rate: args.block_rate,
                 state_filter: args.state.filter(),
                 thread_roots: args.thread_roots,
+                alloc_sample_bytes: args.alloc_sample_bytes,
                 format: args.format(),
                 top: args.top,
                 progress: !args.quiet && std::io::stderr().is_terminal(),
@@ -91,6 +92,7 @@ fn print_summary(s: &RecordSummary, format: Format) {
             ProfileKind::Cpu | ProfileKind::Wall => "samples",
             ProfileKind::OffCpu => "blocks",
             ProfileKind::ThreadCreate => "creations",
+            ProfileKind::Alloc => "sampled allocations",
         };
         let mut line = format!(
             "rprof-bpf: {}: {} {events} in {:.2}s",

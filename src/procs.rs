@@ -65,6 +65,17 @@ impl ProcessInfo {
         self.mappings.iter().find(|m| m.file.path == exe)
     }
 
+    /// The files mapped executable, in address order, each once.
+    pub fn mapped_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = Vec::new();
+        for m in &self.mappings {
+            if !paths.contains(&m.file.path) {
+                paths.push(m.file.path.clone());
+            }
+        }
+        paths
+    }
+
     /// Adds newer mappings, replacing any older ones they overlap.
     fn merge(&mut self, newer: Vec<ExecMapping>) {
         self.mappings

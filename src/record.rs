@@ -6,8 +6,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use libbpf_rs::OpenObject;
 
+use crate::allocator;
 use crate::assemble::{self, RecordingInfo};
 use crate::bpf::counters::Counters;
+use crate::collect::alloc::AllocCollector;
 use crate::collect::cpu::CpuCollector;
 use crate::collect::events::EventStream;
 use crate::collect::offcpu::OffCpuCollector;
@@ -28,7 +30,7 @@ use crate::{bpf::libbpf_log, signals};
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// BPF objects one recording may load: wall needs two, every other kind one.
-const MAX_OBJECTS: usize = 5;
+const MAX_OBJECTS: usize = 6;
 
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
@@ -46,6 +48,8 @@ pub struct RecordOptions {
     pub block_rate: Duration,
     /// off-CPU: which states to record (`enum block_state_filter` bits).
     pub state_filter: u32,
+    /// alloc: the mean bytes between sampled allocations.
+    pub alloc_sample_bytes: u64,
     /// Synthetic process and thread root frames on every sample.
     pub thread_roots: bool,
     /// The command line, for the profiles' comments.
@@ -124,6 +128,8 @@ fn load_collector<'obj>(
     kind: ProfileKind,
     slots: &mut impl Iterator<Item = &'obj mut MaybeUninit<OpenObject>>,
     cfg: &CollectConfig,
+    target: &Target,
+    procs: &ProcessTable,
 ) -> Result<Box<dyn Collector + 'obj>, CollectError> {
     let mut slot = || slots.next().expect("MAX_OBJECTS covers every kind once");
     Ok(match kind {
@@ -131,6 +137,10 @@ fn load_collector<'obj>(
         ProfileKind::OffCpu => Box::new(OffCpuCollector::load(slot(), cfg)?),
         ProfileKind::Wall => Box::new(WallCollector::load(slot(), slot(), cfg)?),
         ProfileKind::ThreadCreate => Box::new(ThreadCreateCollector::load(slot(), cfg)?),
+        ProfileKind::Alloc => {
+            let sites = allocator::allocators_for(target, procs)?;
+            Box::new(AllocCollector::load(slot(), cfg, sites)?)
+        }
     })
 }
 
@@ -150,7 +160,17 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         min_block_ns: opts.min_block.as_nanos() as u64,
         block_sample_ns: opts.block_rate.as_nanos() as u64,
         state_filter: opts.state_filter,
+        alloc_sample_bytes: opts.alloc_sample_bytes,
     };
+
+    let mut procs = ProcessTable::default();
+    // Given pids are read now, while they surely live. A launched command is read after
+    // its exec, on its first event.
+    if !target.is_launched() {
+        for pid in target.pids() {
+            let _ = procs.snapshot(pid, false);
+        }
+    }
 
     // Load and attach every kind. With several kinds, one that cannot run on this kernel
     // is reported and the others go on; alone, it is the error.
@@ -160,18 +180,10 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
     let mut collectors: Vec<Box<dyn Collector + '_>> = Vec::new();
     let mut unavailable = Vec::new();
     for &kind in &opts.kinds {
-        match load_collector(kind, &mut slots, &cfg) {
+        match load_collector(kind, &mut slots, &cfg, target, &procs) {
             Ok(c) => collectors.push(c),
             Err(e) if several => unavailable.push((kind, e)),
             Err(e) => return Err(e.into()),
-        }
-    }
-    let mut procs = ProcessTable::default();
-    // Given pids are read now, while they surely live. A launched command is read after
-    // its exec, on its first event.
-    if !target.is_launched() {
-        for pid in target.pids() {
-            let _ = procs.snapshot(pid, false);
         }
     }
     signals::install();
@@ -255,7 +267,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
     let mut profiles = Vec::new();
     for ((kind, output), raw) in outputs.into_iter().zip(raws) {
         let info = RecordingInfo {
-            period: kind.period(opts.frequency),
+            period: kind.period(opts.frequency, opts.alloc_sample_bytes),
             start_unix_nanos: start_unix
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64),
@@ -436,6 +448,16 @@ fn comments(opts: &RecordOptions, kind: ProfileKind, counters: &Counters) -> Vec
             ));
         }
         ProfileKind::ThreadCreate => {}
+        ProfileKind::Alloc => {
+            c.push(format!(
+                "alloc sampling: one allocation per {} bytes on average, weighted back",
+                opts.alloc_sample_bytes
+            ));
+            c.push(
+                "in use: only allocations made during the recording window that were not freed by its end"
+                    .into(),
+            );
+        }
     }
     c.push(format!("dropped samples: {}", counters.dropped_samples()));
     c.push(format!("counters: {}", counters.describe_all()));

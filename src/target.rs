@@ -89,6 +89,7 @@ impl Watched {
 #[derive(Debug)]
 pub struct Launched {
     pid: u32,
+    program: PathBuf,
     go: Option<OwnedFd>,
     exec_error: OwnedFd,
     status: Option<ExitStatus>,
@@ -144,6 +145,11 @@ impl Target {
             Some(l) => vec![l.pid],
             None => self.watched.iter().map(|w| w.pid).collect(),
         }
+    }
+
+    /// The launched command's program, resolved on PATH.
+    pub fn program(&self) -> Option<&Path> {
+        self.launched.as_ref().map(|l| l.program.as_path())
     }
 
     /// Lets the launched command exec; call once sampling is attached.
@@ -250,6 +256,7 @@ impl Launched {
         drop(err_write);
         Ok(Self {
             pid: pid as u32,
+            program: path,
             go: Some(go_write),
             exec_error: err_read,
             status: None,

@@ -21,12 +21,18 @@ pub mod threads {
     include!(concat!(env!("OUT_DIR"), "/threads.skel.rs"));
 }
 
+/// Skeleton of `bpf/alloc.bpf.c`: allocator uprobes.
+#[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types, unused)]
+pub mod alloc {
+    include!(concat!(env!("OUT_DIR"), "/alloc.skel.rs"));
+}
+
 /// The structs of `bpf/rprof.h`. Every skeleton generates identical copies from BTF; these
 /// are the CPU skeleton's, used to read any object's shared maps.
 pub mod shared {
     pub use super::cpu::types::{
-        block_start, block_state, block_state_filter, created_kind, proc_event, proc_event_kind,
-        rprof_counter, sample_key, sample_value, stack_trace, thread_names,
+        block_start, block_state, block_state_filter, created_kind, live_alloc, proc_event,
+        proc_event_kind, rprof_counter, sample_key, sample_value, stack_trace, thread_names,
     };
 }
 

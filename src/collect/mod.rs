@@ -1,6 +1,7 @@
 //! Collectors: one per profile kind. Each owns its BPF skeleton(s), attaches them, and
 //! drains their maps into a [`RawProfile`]; what they share lives in [`bpf_maps`] and
 //! `bpf/common.bpf.h`.
+pub mod alloc;
 pub mod bpf_maps;
 pub mod cpu;
 pub mod events;
@@ -43,6 +44,8 @@ pub struct CollectConfig {
     pub block_sample_ns: u64,
     /// off-CPU: which states to record (`enum block_state_filter` bits).
     pub state_filter: u32,
+    /// alloc: the mean bytes between sampled allocations.
+    pub alloc_sample_bytes: u64,
 }
 
 /// A loaded collector of one profile kind.
@@ -75,6 +78,8 @@ pub enum CollectError {
     },
     #[error(transparent)]
     PerfEvent(#[from] PerfEventError),
+    #[error(transparent)]
+    NoAllocator(#[from] crate::allocator::NoAllocator),
     #[error("reading BPF map {map}: {source}")]
     Map {
         map: &'static str,

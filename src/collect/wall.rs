@@ -33,7 +33,7 @@ impl<'obj> WallCollector<'obj> {
         Ok(Self {
             cpu: CpuCollector::load(cpu_storage, cfg)?,
             off: OffCpuCollector::load(off_storage, &every_block)?,
-            period_ns: ProfileKind::Wall.period(cfg.frequency),
+            period_ns: ProfileKind::Wall.period(cfg.frequency, 0),
         })
     }
 }

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Allocation profiler on uprobes of the allocator a target uses (malloc,
+ * calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign,
+ * valloc, pvalloc and free).
+ *
+ * Allocations are sampled by bytes: one of `size` bytes is kept with
+ * probability min(1, size/sample_bytes) and weighted by the inverse, so the
+ * totals estimate every allocation while a program's many small ones cost
+ * little. Kept ones are aggregated by (pid, tid, user stack, size) and, once
+ * the allocator returns their address, tracked in `live` until freed: what is
+ * left in `live` at the end is the memory in use that was allocated during
+ * the window.
+ *
+ * The stack is taken at the allocator's first instruction, before its
+ * prologue, where the return address is still at the stack pointer (x86) or
+ * in the link register (arm64): so the caller of malloc is never skipped,
+ * even when the allocator has no frame pointer.
+ */
+#include "common.bpf.h"
+
+const volatile u64 sample_bytes = 512 * 1024;
+
+/* A kept allocation between its call and its return. */
+struct pending_alloc {
+	u64 user_stack;
+	u64 size;
+	u64 objects;
+	u64 bytes;
+	/* posix_memalign: where the address will be written. */
+	u64 out_ptr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct pending_alloc);
+} pending SEC(".maps");
+
+/* Size set by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, u64);
+	__type(value, struct live_alloc);
+} live SEC(".maps");
+
+/* Stack at function entry: IP, the caller's return address, then the caller's frames. */
+static __always_inline void entry_stack(struct pt_regs *ctx, struct stack_trace *st)
+{
+	u64 ret = 0;
+
+#if defined(__TARGET_ARCH_x86)
+	bpf_probe_read_user(&ret, sizeof(ret), (void *)PT_REGS_SP(ctx));
+#else
+	ret = PT_REGS_RET(ctx);
+#endif
+	st->ips[0] = PT_REGS_IP(ctx);
+	st->nr = 1;
+	if (!ret)
+		return;
+	st->ips[1] = ret;
+	st->nr = 2;
+	walk_frame_pointers(st, PT_REGS_FP(ctx), bpf_get_current_task_btf(), true);
+}
+
+/* Decides whether an allocation of size bytes is kept, and with what weights. */
+static __always_inline bool keep(u64 size, u64 *objects, u64 *bytes)
+{
+	u64 draw;
+
+	if (!size)
+		return false;
+	if (!sample_bytes || size >= sample_bytes) {
+		*objects = 1;
+		*bytes = size;
+		return true;
+	}
+	draw = ((u64)bpf_get_prandom_u32() * sample_bytes) >> 32;
+	if (draw >= size)
+		return false;
+	/* Kept with probability size/sample_bytes: it stands for sample_bytes of allocations. */
+	*objects = (sample_bytes + size / 2) / size;
+	*bytes = sample_bytes;
+	return true;
+}
+
+/* On entry to an allocation of size bytes: sample, and carry the decision to the return. */
+static __always_inline int alloc_enter(struct pt_regs *ctx, u64 size, u64 out_ptr)
+{
+	u32 pid = bpf_get_current_pid_tgid() >> 32, tid = (u32)bpf_get_current_pid_tgid();
+	u32 zero = 0;
+	struct pending_alloc p = { .size = size, .out_ptr = out_ptr };
+	struct stack_trace *st;
+	bool dropped = false;
+
+	if (!is_target(pid) || !keep(size, &p.objects, &p.bytes))
+		return 0;
+	count(RPROF_CNT_SAMPLES);
+	st = bpf_map_lookup_elem(&scratch, &zero);
+	if (!st) {
+		count(RPROF_CNT_SCRATCH_MISSING);
+		return 0;
+	}
+	entry_stack(ctx, st);
+	p.user_stack = store_stack(st, &dropped);
+	if (dropped)
+		return 0;
+	if (bpf_map_update_elem(&pending, &tid, &p, BPF_ANY))
+		count(RPROF_CNT_PENDING_MAP_FULL);
+	return 0;
+}
+
+/* On return: account the kept allocation and track its address. */
+static __always_inline int alloc_exit(u64 addr, bool via_out_ptr)
+{
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
+	struct pending_alloc *p = bpf_map_lookup_elem(&pending, &tid);
+	struct sample_key key = {};
+	struct live_alloc l = {};
+
+	if (!p)
+		return 0;
+	if (via_out_ptr && p->out_ptr)
+		bpf_probe_read_user(&addr, sizeof(addr), (void *)p->out_ptr);
+	if (addr) {
+		key.pid = pid;
+		key.tid = tid;
+		key.user_stack = p->user_stack;
+		key.extra = p->size > 0xffffffff ? 0xffffffff : p->size;
+		aggregate(&key, p->objects, p->bytes);
+		l.user_stack = p->user_stack;
+		l.size = p->size;
+		l.objects = p->objects;
+		l.bytes = p->bytes;
+		l.pid = pid;
+		l.tid = tid;
+		if (bpf_map_update_elem(&live, &addr, &l, BPF_ANY))
+			count(RPROF_CNT_LIVE_MAP_FULL);
+		remember_thread(bpf_get_current_task_btf(), pid, tid);
+		note_process(pid);
+	}
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+static __always_inline void release(u64 addr)
+{
+	if (addr)
+		bpf_map_delete_elem(&live, &addr);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(malloc_enter, size_t size)
+{
+	return alloc_enter(ctx, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(calloc_enter, size_t n, size_t size)
+{
+	return alloc_enter(ctx, n * size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(realloc_enter, void *ptr, size_t size)
+{
+	release((u64)ptr);
+	return alloc_enter(ctx, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(reallocarray_enter, void *ptr, size_t n, size_t size)
+{
+	release((u64)ptr);
+	return alloc_enter(ctx, n * size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(posix_memalign_enter, void **memptr, size_t align, size_t size)
+{
+	return alloc_enter(ctx, size, (u64)memptr);
+}
+
+/* aligned_alloc and memalign: (alignment, size). */
+SEC("uprobe")
+int BPF_KPROBE(aligned_enter, size_t align, size_t size)
+{
+	return alloc_enter(ctx, size, 0);
+}
+
+/* valloc and pvalloc: (size). */
+SEC("uprobe")
+int BPF_KPROBE(valloc_enter, size_t size)
+{
+	return alloc_enter(ctx, size, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(alloc_return, void *ret)
+{
+	return alloc_exit((u64)ret, false);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(posix_memalign_return, int err)
+{
+	if (err) {
+		u32 tid = (u32)bpf_get_current_pid_tgid();
+
+		bpf_map_delete_elem(&pending, &tid);
+		return 0;
+	}
+	return alloc_exit(0, true);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(free_enter, void *ptr)
+{
+	release((u64)ptr);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	follow_fork(parent, child);
+	return 0;
+}

@@ -1,0 +1,178 @@
+//! The allocation collector: `bpf/alloc.bpf.c` on uprobes of the target's allocator.
+//! Allocations sampled during the window give alloc_objects/alloc_space; those still live
+//! at the end give inuse_objects/inuse_space.
+use std::mem::MaybeUninit;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, UprobeOpts};
+
+use super::bpf_maps::{common_maps, size_maps, StackCache};
+use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use crate::allocator::Allocator;
+use crate::bpf::alloc::{AllocSkel, AllocSkelBuilder};
+use crate::bpf::counters::Counters;
+use crate::bpf::from_bytes;
+use crate::bpf::libbpf_log;
+use crate::bpf::shared::{live_alloc, sample_key};
+use crate::kind::ProfileKind;
+use crate::raw::RawProfile;
+
+pub struct AllocCollector<'obj> {
+    skel: AllocSkel<'obj>,
+    /// Where to attach: (pid filter, allocator); -1 is every process.
+    sites: Vec<(i32, Allocator)>,
+    links: Vec<Link>,
+}
+
+impl<'obj> AllocCollector<'obj> {
+    pub fn load(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        cfg: &CollectConfig,
+        sites: Vec<(i32, Allocator)>,
+    ) -> Result<Self, CollectError> {
+        let err = load_error("alloc");
+        libbpf_log::take();
+        let mut open = AllocSkelBuilder::default().open(storage).map_err(&err)?;
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.filter_pids = cfg.pids.is_some();
+            ro.follow_forks = cfg.follow_forks;
+            ro.sample_bytes = cfg.alloc_sample_bytes;
+        }
+        size_maps(
+            &mut open.maps.counts,
+            &mut open.maps.stacks,
+            cfg.max_entries,
+        )
+        .map_err(&err)?;
+        open.maps
+            .live
+            .set_max_entries(cfg.max_entries)
+            .map_err(&err)?;
+        let skel = open.load().map_err(&err)?;
+        let maps = common_maps!(skel);
+        maps.warm_stack_cache();
+        maps.add_targets(cfg.pids.as_deref().unwrap_or_default())?;
+        Ok(Self {
+            skel,
+            sites,
+            links: Vec::new(),
+        })
+    }
+}
+
+/// The entry and (if the result matters) return programs for an allocator function.
+fn programs_for<'a>(
+    progs: &'a crate::bpf::alloc::AllocProgs<'_>,
+    function: &str,
+) -> (&'a ProgramMut<'a>, Option<&'a ProgramMut<'a>>) {
+    match function {
+        "malloc" => (&progs.malloc_enter, Some(&progs.alloc_return)),
+        "calloc" => (&progs.calloc_enter, Some(&progs.alloc_return)),
+        "realloc" => (&progs.realloc_enter, Some(&progs.alloc_return)),
+        "reallocarray" => (&progs.reallocarray_enter, Some(&progs.alloc_return)),
+        "posix_memalign" => (
+            &progs.posix_memalign_enter,
+            Some(&progs.posix_memalign_return),
+        ),
+        "aligned_alloc" | "memalign" => (&progs.aligned_enter, Some(&progs.alloc_return)),
+        "valloc" | "pvalloc" => (&progs.valloc_enter, Some(&progs.alloc_return)),
+        _ => (&progs.free_enter, None),
+    }
+}
+
+impl Collector for AllocCollector<'_> {
+    fn kind(&self) -> ProfileKind {
+        ProfileKind::Alloc
+    }
+
+    fn attach(&mut self) -> Result<(), CollectError> {
+        let progs = &self.skel.progs;
+        self.skel.links.on_fork = Some(
+            progs
+                .on_fork
+                .attach()
+                .map_err(attach_error("tp_btf/sched_process_fork"))?,
+        );
+        self.skel.links.on_exec = Some(
+            progs
+                .on_exec
+                .attach()
+                .map_err(attach_error("tp_btf/sched_process_exec"))?,
+        );
+        for (pid, allocator) in &self.sites {
+            for &(function, offset) in &allocator.functions {
+                let (enter, exit) = programs_for(progs, function);
+                for (prog, retprobe) in [(Some(enter), false), (exit, true)] {
+                    let Some(prog) = prog else { continue };
+                    let link = prog
+                        .attach_uprobe_with_opts(
+                            *pid,
+                            &allocator.attach_path,
+                            offset as usize,
+                            UprobeOpts {
+                                retprobe,
+                                ..Default::default()
+                            },
+                        )
+                        .map_err(attach_error("an allocator uprobe"))?;
+                    self.links.push(link);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn counters(&self) -> Result<Counters, CollectError> {
+        common_maps!(self.skel).counters()
+    }
+
+    fn events_maps(&self) -> Vec<&dyn MapCore> {
+        vec![&self.skel.maps.events]
+    }
+
+    fn stop(&mut self) {
+        self.links.clear();
+        self.skel.links.on_fork = None;
+        self.skel.links.on_exec = None;
+    }
+
+    /// Allocations of the window, `[alloc_objects, alloc_space, 0, 0]`, and those still
+    /// live, `[0, 0, inuse_objects, inuse_space]`; the builder merges equal stacks.
+    fn drain(&self) -> Result<RawProfile, CollectError> {
+        let maps = common_maps!(self.skel);
+        let mut cache = StackCache::default();
+        let mut samples = Vec::new();
+        for (k, v) in maps.entries()? {
+            let values = vec![v.count as i64, v.total_ns as i64, 0, 0];
+            samples.push(maps.sample(&mut cache, &k, values, false)?);
+        }
+        let live = &self.skel.maps.live;
+        for addr in live.keys() {
+            let Some(bytes) =
+                live.lookup(&addr, MapFlags::ANY)
+                    .map_err(|source| CollectError::Map {
+                        map: "live",
+                        source,
+                    })?
+            else {
+                continue;
+            };
+            let l: live_alloc = from_bytes(&bytes);
+            let key = sample_key {
+                pid: l.pid,
+                tid: l.tid,
+                user_stack: l.user_stack,
+                kernel_stack: 0,
+                extra: l.size.min(u64::from(u32::MAX)) as u32,
+                _pad: 0,
+            };
+            let values = vec![0, 0, l.objects as i64, l.bytes as i64];
+            samples.push(maps.sample(&mut cache, &key, values, false)?);
+        }
+        Ok(RawProfile {
+            samples,
+            threads: maps.threads()?,
+            counters: maps.counters()?,
+        })
+    }
+}
