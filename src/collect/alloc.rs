@@ -6,7 +6,9 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, UprobeOpts};
 
-use super::bpf_maps::{common_maps, size_maps, StackCache};
+use super::bpf_maps::{
+    attach_process_tracking, common_maps, detach_process_tracking, size_maps, StackCache,
+};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::allocator::Allocator;
 use crate::bpf::alloc::{AllocSkel, AllocSkelBuilder};
@@ -49,9 +51,7 @@ impl<'obj> AllocCollector<'obj> {
             .set_max_entries(cfg.max_entries)
             .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
-        let maps = common_maps!(skel);
-        maps.warm_stack_cache();
-        maps.add_targets(cfg.pids.as_deref().unwrap_or_default())?;
+        common_maps!(skel).prepare(cfg)?;
         Ok(Self {
             skel,
             sites,
@@ -86,19 +86,8 @@ impl Collector for AllocCollector<'_> {
     }
 
     fn attach(&mut self) -> Result<(), CollectError> {
+        attach_process_tracking!(self.skel);
         let progs = &self.skel.progs;
-        self.skel.links.on_fork = Some(
-            progs
-                .on_fork
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_fork"))?,
-        );
-        self.skel.links.on_exec = Some(
-            progs
-                .on_exec
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_exec"))?,
-        );
         for (pid, allocator) in &self.sites {
             for &(function, offset) in &allocator.functions {
                 let (enter, exit) = programs_for(progs, function);
@@ -132,8 +121,7 @@ impl Collector for AllocCollector<'_> {
 
     fn stop(&mut self) {
         self.links.clear();
-        self.skel.links.on_fork = None;
-        self.skel.links.on_exec = None;
+        detach_process_tracking!(self.skel);
     }
 
     /// Allocations of the window, `[alloc_objects, alloc_space, 0, 0]`, and those still

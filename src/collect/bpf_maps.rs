@@ -36,6 +36,37 @@ macro_rules! common_maps {
 }
 pub(crate) use common_maps;
 
+/// Attaches the fork and exec tracepoints every object has (`bpf/common.bpf.h`), first, so
+/// that no fork or exec of a target is missed once its events start.
+macro_rules! attach_process_tracking {
+    ($skel:expr) => {
+        $skel.links.on_fork = Some(
+            $skel
+                .progs
+                .on_fork
+                .attach()
+                .map_err($crate::collect::attach_error("tp_btf/sched_process_fork"))?,
+        );
+        $skel.links.on_exec = Some(
+            $skel
+                .progs
+                .on_exec
+                .attach()
+                .map_err($crate::collect::attach_error("tp_btf/sched_process_exec"))?,
+        );
+    };
+}
+pub(crate) use attach_process_tracking;
+
+/// Detaches what [`attach_process_tracking`] attached.
+macro_rules! detach_process_tracking {
+    ($skel:expr) => {
+        $skel.links.on_fork = None;
+        $skel.links.on_exec = None;
+    };
+}
+pub(crate) use detach_process_tracking;
+
 /// Sizes the aggregation maps before load: `max_entries` (thread, stack) pairs, and up to
 /// twice as many distinct stacks (a user and a kernel one each).
 pub fn size_maps(
@@ -52,6 +83,12 @@ fn map_err(map: &'static str) -> impl Fn(libbpf_rs::Error) -> CollectError {
 }
 
 impl CommonMaps<'_> {
+    /// Readies a freshly loaded object: warm stack caches and the target set.
+    pub fn prepare(&self, cfg: &super::CollectConfig) -> Result<(), CollectError> {
+        self.warm_stack_cache();
+        self.add_targets(cfg.pids.as_deref().unwrap_or_default())
+    }
+
     pub fn add_targets(&self, pids: &[u32]) -> Result<(), CollectError> {
         for pid in pids {
             self.targets

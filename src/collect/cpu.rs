@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, IntoRawFd};
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, OpenObject};
 
-use super::bpf_maps::{common_maps, size_maps};
+use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::cpu::{CpuSkel, CpuSkelBuilder};
@@ -40,9 +40,7 @@ impl<'obj> CpuCollector<'obj> {
         )
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
-        let maps = common_maps!(skel);
-        maps.warm_stack_cache();
-        maps.add_targets(cfg.pids.as_deref().unwrap_or_default())?;
+        common_maps!(skel).prepare(cfg)?;
         Ok(Self {
             skel,
             frequency: cfg.frequency,
@@ -59,19 +57,8 @@ impl Collector for CpuCollector<'_> {
     /// The process tracepoints first, so no fork or exec is missed, then one perf event per
     /// CPU.
     fn attach(&mut self) -> Result<(), CollectError> {
+        attach_process_tracking!(self.skel);
         let progs = &self.skel.progs;
-        self.skel.links.on_fork = Some(
-            progs
-                .on_fork
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_fork"))?,
-        );
-        self.skel.links.on_exec = Some(
-            progs
-                .on_exec
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_exec"))?,
-        );
         let fds = perf_event::open_cpu_clock(&perf_event::online_cpus()?, self.frequency)?;
         for fd in fds {
             let link = progs
@@ -95,8 +82,7 @@ impl Collector for CpuCollector<'_> {
 
     fn stop(&mut self) {
         self.perf_links.clear();
-        self.skel.links.on_fork = None;
-        self.skel.links.on_exec = None;
+        detach_process_tracking!(self.skel);
     }
 
     fn drain(&self) -> Result<RawProfile, CollectError> {

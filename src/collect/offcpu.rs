@@ -7,7 +7,7 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Iter, MapCore, OpenObject, ProgramMut};
 
-use super::bpf_maps::{common_maps, size_maps};
+use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
@@ -43,9 +43,7 @@ impl<'obj> OffCpuCollector<'obj> {
         )
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
-        let maps = common_maps!(skel);
-        maps.warm_stack_cache();
-        maps.add_targets(cfg.pids.as_deref().unwrap_or_default())?;
+        common_maps!(skel).prepare(cfg)?;
         Ok(Self {
             skel,
             close_error: None,
@@ -73,19 +71,8 @@ impl Collector for OffCpuCollector<'_> {
     /// Attaches to the scheduler, then opens the blocks of threads that are blocked
     /// already, so a thread asleep for the whole window is not missed.
     fn attach(&mut self) -> Result<(), CollectError> {
+        attach_process_tracking!(self.skel);
         let progs = &self.skel.progs;
-        self.skel.links.on_fork = Some(
-            progs
-                .on_fork
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_fork"))?,
-        );
-        self.skel.links.on_exec = Some(
-            progs
-                .on_exec
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_exec"))?,
-        );
         self.skel.links.on_switch = Some(
             progs
                 .on_switch
@@ -107,8 +94,7 @@ impl Collector for OffCpuCollector<'_> {
     fn stop(&mut self) {
         self.skel.links.on_switch = None;
         self.close_error = run_task_iterator(&self.skel.progs.close_blocked).err();
-        self.skel.links.on_fork = None;
-        self.skel.links.on_exec = None;
+        detach_process_tracking!(self.skel);
     }
 
     fn drain(&self) -> Result<RawProfile, CollectError> {

@@ -4,8 +4,8 @@ use std::mem::MaybeUninit;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 
-use super::bpf_maps::{common_maps, size_maps};
-use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
+use super::{load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::threads::{ThreadsSkel, ThreadsSkelBuilder};
@@ -35,9 +35,7 @@ impl<'obj> ThreadCreateCollector<'obj> {
         )
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
-        let maps = common_maps!(skel);
-        maps.warm_stack_cache();
-        maps.add_targets(cfg.pids.as_deref().unwrap_or_default())?;
+        common_maps!(skel).prepare(cfg)?;
         Ok(Self { skel })
     }
 }
@@ -48,19 +46,7 @@ impl Collector for ThreadCreateCollector<'_> {
     }
 
     fn attach(&mut self) -> Result<(), CollectError> {
-        let progs = &self.skel.progs;
-        self.skel.links.on_exec = Some(
-            progs
-                .on_exec
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_exec"))?,
-        );
-        self.skel.links.on_fork = Some(
-            progs
-                .on_fork
-                .attach()
-                .map_err(attach_error("tp_btf/sched_process_fork"))?,
-        );
+        attach_process_tracking!(self.skel);
         Ok(())
     }
 
@@ -73,8 +59,7 @@ impl Collector for ThreadCreateCollector<'_> {
     }
 
     fn stop(&mut self) {
-        self.skel.links.on_fork = None;
-        self.skel.links.on_exec = None;
+        detach_process_tracking!(self.skel);
     }
 
     fn drain(&self) -> Result<RawProfile, CollectError> {
