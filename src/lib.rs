@@ -22,3 +22,4 @@ pub mod report;
 pub mod signals;
 pub mod symbolize;
 pub mod target;
+pub mod unwind;

@@ -1,0 +1,5 @@
+//! Unwinding code built without frame pointers, from the binaries' own call frame
+//! information: [`table`] turns `.eh_frame`/`.debug_frame` into compact rows, and [`replay`]
+//! walks a recorded stack with them (the same walk a BPF unwinder makes in the kernel).
+pub mod replay;
+pub mod table;
