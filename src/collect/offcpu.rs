@@ -3,9 +3,11 @@
 //! still in progress at the stop.
 use std::io;
 use std::mem::MaybeUninit;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Iter, MapCore, OpenObject, ProgramMut};
+use libbpf_rs::{Iter, Link, MapCore, OpenObject, ProgramMut};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
@@ -53,14 +55,51 @@ impl<'obj> OffCpuCollector<'obj> {
 
 /// Runs a task iterator program once over every task.
 fn run_task_iterator(prog: &ProgramMut) -> Result<(), CollectError> {
-    let what = "the iter/task program";
-    let link = prog.attach().map_err(attach_error(what))?;
-    let mut iter = Iter::new(&link).map_err(attach_error(what))?;
-    io::copy(&mut iter, &mut io::sink()).map_err(|e| CollectError::Attach {
-        what,
-        source: e.into(),
-    })?;
+    let (link, mut iter) = start_task_iterator(prog)?;
+    io::copy(&mut iter, &mut io::sink()).map_err(iterator_error)?;
+    drop(link);
     Ok(())
+}
+
+const ITERATOR: &str = "the iter/task program";
+
+fn iterator_error(e: io::Error) -> CollectError {
+    CollectError::Attach {
+        what: ITERATOR,
+        source: e.into(),
+    }
+}
+
+fn start_task_iterator(prog: &ProgramMut) -> Result<(Link, Iter), CollectError> {
+    let link = prog.attach().map_err(attach_error(ITERATOR))?;
+    let iter = Iter::new(&link).map_err(attach_error(ITERATOR))?;
+    Ok((link, iter))
+}
+
+/// How long the start may wait for the seeding pass. It reads other processes' stacks, and
+/// a page that cannot be read at once (swapped out, userfaultfd, FUSE) makes it wait.
+const SEED_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Runs the seeding iterator on its own thread, so a stack read that blocks cannot hold up
+/// the recording: past the timeout, the blocks not yet seeded are simply not counted from
+/// the start, and a warning says so.
+fn seed_blocked_threads(prog: &ProgramMut) -> Result<(), CollectError> {
+    let (link, mut iter) = start_task_iterator(prog)?;
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = io::copy(&mut iter, &mut io::sink());
+        drop(link);
+        let _ = done.send(result);
+    });
+    match finished.recv_timeout(SEED_TIMEOUT) {
+        Ok(result) => result.map(drop).map_err(iterator_error),
+        Err(_) => {
+            eprintln!(
+                "rprof-bpf: warning: reading the stacks of threads already blocked took over {SEED_TIMEOUT:?}; some of their blocks count only from when they next run"
+            );
+            Ok(())
+        }
+    }
 }
 
 impl Collector for OffCpuCollector<'_> {
@@ -79,7 +118,7 @@ impl Collector for OffCpuCollector<'_> {
                 .attach()
                 .map_err(attach_error("tp_btf/sched_switch"))?,
         );
-        run_task_iterator(&self.skel.progs.seed_blocked)
+        seed_blocked_threads(&self.skel.progs.seed_blocked)
     }
 
     fn counters(&self) -> Result<Counters, CollectError> {
