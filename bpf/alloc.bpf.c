@@ -20,8 +20,15 @@
 #include "common.bpf.h"
 
 const volatile u64 sample_bytes = 512 * 1024;
+/* Set by user space when the window ends: detaching uprobes takes a while, and nothing
+ * after the window may count. */
+volatile bool stopped = false;
 
-/* A kept allocation between its call and its return. */
+/*
+ * An allocation call in progress on a thread. Every outermost call has one, kept or not,
+ * so that an allocator calling another (aligned_alloc relaying to malloc) is one
+ * allocation, sampled once, with the outer caller's stack.
+ */
 struct pending_alloc {
 	u64 user_stack;
 	u64 size;
@@ -29,6 +36,9 @@ struct pending_alloc {
 	u64 bytes;
 	/* posix_memalign: where the address will be written. */
 	u64 out_ptr;
+	/* Allocator calls nested inside this one. */
+	u32 depth;
+	bool kept;
 };
 
 struct {
@@ -91,29 +101,37 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u64 size, u64 out_pt
 {
 	u32 pid = bpf_get_current_pid_tgid() >> 32, tid = (u32)bpf_get_current_pid_tgid();
 	u32 zero = 0;
-	struct pending_alloc p = { .size = size, .out_ptr = out_ptr };
+	struct pending_alloc p = { .size = size, .out_ptr = out_ptr }, *outer;
 	struct stack_trace *st;
 	bool dropped = false;
 
-	if (!is_target(pid) || !keep(size, &p.objects, &p.bytes))
+	if (stopped || !is_target(pid))
 		return 0;
-	count(RPROF_CNT_SAMPLES);
-	st = bpf_map_lookup_elem(&scratch, &zero);
-	if (!st) {
-		count(RPROF_CNT_SCRATCH_MISSING);
+	outer = bpf_map_lookup_elem(&pending, &tid);
+	if (outer) {
+		outer->depth++;
 		return 0;
 	}
-	entry_stack(ctx, st);
-	p.user_stack = store_stack(st, &dropped);
-	if (dropped)
-		return 0;
+	p.kept = keep(size, &p.objects, &p.bytes);
+	if (p.kept) {
+		count(RPROF_CNT_SAMPLES);
+		st = bpf_map_lookup_elem(&scratch, &zero);
+		if (!st) {
+			count(RPROF_CNT_SCRATCH_MISSING);
+			p.kept = false;
+		} else {
+			entry_stack(ctx, st);
+			p.user_stack = store_stack(st, &dropped);
+			p.kept = !dropped;
+		}
+	}
 	if (bpf_map_update_elem(&pending, &tid, &p, BPF_ANY))
 		count(RPROF_CNT_PENDING_MAP_FULL);
 	return 0;
 }
 
 /* On return: account the kept allocation and track its address. */
-static __always_inline int alloc_exit(u64 addr, bool via_out_ptr)
+static __always_inline int alloc_exit(u64 addr, bool via_out_ptr, bool failed)
 {
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	u32 pid = pid_tgid >> 32, tid = (u32)pid_tgid;
@@ -123,9 +141,14 @@ static __always_inline int alloc_exit(u64 addr, bool via_out_ptr)
 
 	if (!p)
 		return 0;
-	if (via_out_ptr && p->out_ptr)
+	if (p->depth) {
+		/* A nested allocator call returning inside the outer one. */
+		p->depth--;
+		return 0;
+	}
+	if (via_out_ptr && p->out_ptr && !failed)
 		bpf_probe_read_user(&addr, sizeof(addr), (void *)p->out_ptr);
-	if (addr) {
+	if (p->kept && addr && !failed && !stopped) {
 		key.pid = pid;
 		key.tid = tid;
 		key.user_stack = p->user_stack;
@@ -148,7 +171,7 @@ static __always_inline int alloc_exit(u64 addr, bool via_out_ptr)
 
 static __always_inline void release(u64 addr)
 {
-	if (addr)
+	if (addr && !stopped)
 		bpf_map_delete_elem(&live, &addr);
 }
 
@@ -164,18 +187,26 @@ int BPF_KPROBE(calloc_enter, size_t n, size_t size)
 	return alloc_enter(ctx, n * size, 0);
 }
 
+/* realloc frees the old block, unless it is nested inside another allocator call. */
+static __always_inline int realloc_enter_common(struct pt_regs *ctx, u64 ptr, u64 size)
+{
+	u32 tid = (u32)bpf_get_current_pid_tgid();
+
+	if (!bpf_map_lookup_elem(&pending, &tid))
+		release(ptr);
+	return alloc_enter(ctx, size, 0);
+}
+
 SEC("uprobe")
 int BPF_KPROBE(realloc_enter, void *ptr, size_t size)
 {
-	release((u64)ptr);
-	return alloc_enter(ctx, size, 0);
+	return realloc_enter_common(ctx, (u64)ptr, size);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(reallocarray_enter, void *ptr, size_t n, size_t size)
 {
-	release((u64)ptr);
-	return alloc_enter(ctx, n * size, 0);
+	return realloc_enter_common(ctx, (u64)ptr, n * size);
 }
 
 SEC("uprobe")
@@ -201,19 +232,13 @@ int BPF_KPROBE(valloc_enter, size_t size)
 SEC("uretprobe")
 int BPF_KRETPROBE(alloc_return, void *ret)
 {
-	return alloc_exit((u64)ret, false);
+	return alloc_exit((u64)ret, false, false);
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(posix_memalign_return, int err)
 {
-	if (err) {
-		u32 tid = (u32)bpf_get_current_pid_tgid();
-
-		bpf_map_delete_elem(&pending, &tid);
-		return 0;
-	}
-	return alloc_exit(0, true);
+	return alloc_exit(0, true, err != 0);
 }
 
 SEC("uprobe")

@@ -59,6 +59,19 @@ pub fn defined_functions(binary: &Path) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
+/// Whether a program is dynamically linked (it names an interpreter, the dynamic loader).
+fn is_dynamic(program: &Path) -> bool {
+    use object::Object;
+    std::fs::read(program)
+        .ok()
+        .and_then(|data| {
+            object::File::parse(&*data)
+                .ok()
+                .map(|f| f.section_by_name(".interp").is_some())
+        })
+        .unwrap_or(true)
+}
+
 fn is_libc(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
     name.starts_with("libc.so") || name.starts_with("libc-")
@@ -107,12 +120,15 @@ pub fn allocators_for(
         return Ok(vec![(-1, find_allocator(me, &own_libc())?)]);
     }
     if let Some(program) = target.program() {
-        // Not exec'd yet: its own binary, else the libc it will load (the system's).
+        // Not exec'd yet: its own binary, else (if it is dynamically linked) the libc it will
+        // load, the system's.
         let program = program
             .canonicalize()
             .unwrap_or_else(|_| program.to_path_buf());
         let mut paths = vec![program.to_string_lossy().into_owned()];
-        paths.extend(own_libc());
+        if is_dynamic(&program) {
+            paths.extend(own_libc());
+        }
         let pid = target.pids()[0];
         let mut a = find_allocator(me, &paths).map_err(|e| NoAllocator { pid, ..e })?;
         a.attach_path = PathBuf::from(&a.path);
@@ -124,7 +140,12 @@ pub fn allocators_for(
         .map(|pid| {
             let mut paths: Vec<String> = procs.exe(pid).map(str::to_owned).into_iter().collect();
             if let Some(info) = procs.get(pid) {
-                for p in info.mapped_paths() {
+                // Files only: the vDSO has no allocator.
+                for p in info
+                    .mapped_paths()
+                    .into_iter()
+                    .filter(|p| p.starts_with('/'))
+                {
                     if !paths.contains(&p) {
                         paths.push(p);
                     }

@@ -29,7 +29,7 @@ pub struct RecordingInfo {
 const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
 
 /// The allocator entry points, under the names glibc's symbols give them too.
-const ALLOCATOR_FRAMES: &str = "^(__GI_|__libc_|__GI___libc_)?(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc)$";
+const ALLOCATOR_FRAMES: &str = "^(__GI_|__libc_|__GI___libc_|__)?(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc)$";
 
 /// Identity of a file across processes (the same `Arc` is shared by all of them).
 fn file_id(f: &Arc<MappedFile>) -> usize {

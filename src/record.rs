@@ -449,10 +449,12 @@ fn comments(opts: &RecordOptions, kind: ProfileKind, counters: &Counters) -> Vec
         }
         ProfileKind::ThreadCreate => {}
         ProfileKind::Alloc => {
-            c.push(format!(
-                "alloc sampling: one allocation per {} bytes on average, weighted back",
-                opts.alloc_sample_bytes
-            ));
+            c.push(match opts.alloc_sample_bytes {
+                0 => "alloc sampling: none, every allocation recorded".to_string(),
+                n => format!(
+                    "alloc sampling: one allocation per {n} bytes on average, weighted back"
+                ),
+            });
             c.push(
                 "in use: only allocations made during the recording window that were not freed by its end"
                     .into(),

@@ -88,11 +88,22 @@ impl Collector for AllocCollector<'_> {
     fn attach(&mut self) -> Result<(), CollectError> {
         attach_process_tracking!(self.skel);
         let progs = &self.skel.progs;
-        for (pid, allocator) in &self.sites {
-            for &(function, offset) in &allocator.functions {
-                let (enter, exit) = programs_for(progs, function);
-                for (prog, retprobe) in [(Some(enter), false), (exit, true)] {
-                    let Some(prog) = prog else { continue };
+        // Return probes first: an entry seen without its return would leave the thread
+        // "inside an allocator call" for good, and every later call would look nested.
+        for retprobe in [true, false] {
+            for (pid, allocator) in &self.sites {
+                // Aliases (aligned_alloc and memalign are one function in glibc) get one
+                // probe, or each call would be counted twice.
+                let mut probed = std::collections::HashSet::new();
+                for &(function, offset) in &allocator.functions {
+                    if !probed.insert(offset) {
+                        continue;
+                    }
+                    let prog = match programs_for(progs, function) {
+                        (enter, _) if !retprobe => enter,
+                        (_, Some(exit)) => exit,
+                        (_, None) => continue,
+                    };
                     let link = prog
                         .attach_uprobe_with_opts(
                             *pid,
@@ -120,6 +131,10 @@ impl Collector for AllocCollector<'_> {
     }
 
     fn stop(&mut self) {
+        // First stop counting: detaching the uprobes one by one takes a while.
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.stopped = true;
+        }
         self.links.clear();
         detach_process_tracking!(self.skel);
     }
