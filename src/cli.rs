@@ -234,6 +234,10 @@ fn parse_seconds(s: &str) -> Result<Duration, String> {
 /// A duration with a unit: ns, us, ms or s (`500us`, `1.5ms`, `2s`).
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("{s:?} is not a duration like 500us, 1ms or 2s");
+    // Zero needs no unit.
+    if s.parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(bad)?;
@@ -360,6 +364,7 @@ mod tests {
         assert!(parse_duration("5parsecs").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("10").is_err());
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(
             parse(&["-a", "--state", "D"]).unwrap().state,
             StateArg::Disk

@@ -279,7 +279,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         let profile = assemble::build_profile(kind, &raw, &procs, &symbolizer, &info);
         let path = output.path().to_path_buf();
         let render = RenderOptions {
-            title: Some(flame_title(kind, target, &raw, duration)),
+            title: Some(flame_title(kind, target, &raw, &procs, duration)),
             // Thread roots, when asked for, are in the profile already.
             ..RenderOptions::default()
         };
@@ -382,7 +382,13 @@ impl Progress {
 }
 
 /// "cpu profile of app [1234]: 10.00s, 990 samples"
-fn flame_title(kind: ProfileKind, target: &Target, raw: &RawProfile, duration: Duration) -> String {
+fn flame_title(
+    kind: ProfileKind,
+    target: &Target,
+    raw: &RawProfile,
+    procs: &ProcessTable,
+    duration: Duration,
+) -> String {
     let who = if target.is_all() {
         "all processes".to_string()
     } else {
@@ -390,11 +396,13 @@ fn flame_title(kind: ProfileKind, target: &Target, raw: &RawProfile, duration: D
             .pids()
             .iter()
             .map(|pid| {
+                // Names seen in BPF, else procfs's (a target with no samples has none).
                 let comm = raw
                     .threads
                     .values()
                     .find(|t| t.pid == *pid)
                     .map(|t| t.proc_comm.as_str())
+                    .or_else(|| procs.get(*pid).map(|p| p.comm.as_str()))
                     .unwrap_or("?");
                 format!("{comm} [{pid}]")
             })

@@ -1,10 +1,10 @@
 //! `rprof-bpf report`: reads any pprof profile (ours, Go's runtime/pprof, one fetched from
 //! `/debug/pprof`; gzipped or not) and prints a top table or converts it.
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crate::output::{self, Format, RenderError, RenderOptions};
+use crate::output_file::{OutputError, PendingOutput};
 use crate::pprof::{read_profile, ReadError};
 
 /// What `report` writes.
@@ -35,37 +35,53 @@ pub enum ReportError {
     Render { path: String, source: RenderError },
     #[error("cannot write {path}: {source}")]
     Output { path: String, source: io::Error },
+    #[error(transparent)]
+    OutputFile(#[from] OutputError),
 }
 
 pub fn report(opts: &ReportOptions) -> Result<(), ReportError> {
     let profile = read_profile(&opts.input)?;
-    let input = opts.input.display().to_string();
     let render_err = |source| ReportError::Render {
-        path: input.clone(),
+        path: opts.input.display().to_string(),
         source,
     };
-    let out: Box<dyn Write> = match &opts.output {
-        Some(path) => Box::new(BufWriter::new(File::create(path).map_err(|source| {
-            ReportError::Output {
+    // Everything is made in memory first, so a profile that cannot be shown leaves no
+    // output file behind (and an existing one untouched).
+    let mut made = Vec::new();
+    match opts.format {
+        ReportFormat::Text => {
+            made = output::top_table(&profile, &opts.render, opts.top)
+                .map_err(|e| render_err(e.into()))?
+                .into_bytes()
+        }
+        format => {
+            let format = match format {
+                ReportFormat::Folded => Format::Folded,
+                ReportFormat::Svg => Format::Svg,
+                _ => Format::Pprof,
+            };
+            output::render(&profile, format, &opts.render, &mut made).map_err(render_err)?;
+        }
+    }
+    match &opts.output {
+        Some(path) => {
+            let out_err = |source| ReportError::Output {
                 path: path.display().to_string(),
                 source,
-            }
-        })?)),
-        None => Box::new(io::stdout().lock()),
-    };
-    let format = match opts.format {
-        ReportFormat::Text => {
-            let table = output::top_table(&profile, &opts.render, opts.top)
-                .map_err(|e| render_err(e.into()))?;
-            let mut out = out;
-            return out
-                .write_all(table.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|e| render_err(e.into()));
+            };
+            PendingOutput::create(path)?
+                .commit(|f| f.write_all(&made))
+                .map_err(out_err)
         }
-        ReportFormat::Folded => Format::Folded,
-        ReportFormat::Svg => Format::Svg,
-        ReportFormat::Pprof => Format::Pprof,
-    };
-    output::render(&profile, format, &opts.render, out).map_err(render_err)
+        None => {
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(&made)
+                .and_then(|()| stdout.flush())
+                .map_err(|source| ReportError::Output {
+                    path: "standard output".into(),
+                    source,
+                })
+        }
+    }
 }

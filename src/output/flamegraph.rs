@@ -56,11 +56,35 @@ pub fn write_svg<W: Write>(
     opts.deterministic = true;
     opts.palette_map = Some(&mut colors);
     if lines.is_empty() {
-        // inferno refuses empty input; an empty profile still gets a (blank) graph.
-        let empty = ["no samples 0".to_string()];
-        return flamegraph::from_lines(&mut opts, empty.iter().map(String::as_str), out);
+        // inferno refuses a graph of nothing; an empty profile still gets a (blank) image.
+        return write_empty_svg(title, subtitle, out);
     }
     flamegraph::from_lines(&mut opts, lines.iter().map(String::as_str), out)
+}
+
+/// A blank flame graph: the title, and a line saying there is nothing to draw.
+fn write_empty_svg<W: Write>(title: &str, subtitle: &str, mut out: W) -> io::Result<()> {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    write!(
+        out,
+        concat!(
+            "<?xml version=\"1.0\" standalone=\"no\"?>\n",
+            "<svg version=\"1.1\" width=\"1200\" height=\"120\" xmlns=\"http://www.w3.org/2000/svg\">\n",
+            "<rect x=\"0\" y=\"0\" width=\"100%\" height=\"100%\" fill=\"#eeeeee\"/>\n",
+            "<text x=\"600\" y=\"24\" text-anchor=\"middle\" font-size=\"17\">{}</text>\n",
+            "<text x=\"600\" y=\"48\" text-anchor=\"middle\" font-size=\"12\">{}</text>\n",
+            "<text x=\"600\" y=\"84\" text-anchor=\"middle\" font-size=\"14\">no samples to draw</text>\n",
+            "</svg>\n"
+        ),
+        escape(title),
+        escape(subtitle)
+    )?;
+    out.flush()
 }
 
 #[cfg(test)]
@@ -91,6 +115,22 @@ mod tests {
             "kernel frame coloured apart"
         );
         assert!(svg.contains("search"), "has inferno's search");
+    }
+
+    #[test]
+    fn an_empty_profile_is_a_blank_image() {
+        let mut svg = Vec::new();
+        write_svg(
+            &[],
+            "cpu <profile>",
+            "",
+            BasicPalette::Hot,
+            "samples",
+            &mut svg,
+        )
+        .unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        assert!(svg.contains("cpu &lt;profile&gt;") && svg.contains("no samples"));
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub fn folded_lines(stacks: &[Stack]) -> Vec<String> {
             .map(frame_label)
             .collect::<Vec<_>>()
             .join(";");
-        *totals.entry(key).or_default() += s.value;
+        let total = totals.entry(key).or_default();
+        *total = total.saturating_add(s.value);
     }
     totals
         .into_iter()

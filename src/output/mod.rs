@@ -96,17 +96,19 @@ pub fn render<W: Write>(
         }
         Format::Svg => {
             let kind = view.type_name(index);
-            let total: i64 = stacks.iter().map(|s| s.value).sum();
+            let total = stacks
+                .iter()
+                .fold(0i64, |acc, s| acc.saturating_add(s.value));
             let title = opts
                 .title
                 .clone()
                 .unwrap_or_else(|| format!("{kind} profile"));
             let subtitle = format!(
-                "{} {} in {:.2}s of recording, {} samples",
+                "{} {} in {:.2}s of recording, {} distinct stacks",
                 total,
                 view.unit(index),
                 profile.duration_nanos as f64 / 1e9,
-                profile.sample.len()
+                lines.len()
             );
             flamegraph::write_svg(
                 &lines,

@@ -18,14 +18,17 @@ pub fn top_rows(stacks: &[Stack]) -> (Vec<TopRow>, i64) {
     let mut cum: HashMap<&str, i64> = HashMap::new();
     let mut total = 0;
     for s in stacks {
-        total += s.value;
+        // Saturating: a hostile profile's values must not wrap around (or panic).
+        total = i64::saturating_add(total, s.value);
         if let Some(leaf) = s.frames.last() {
-            *flat.entry(&leaf.name).or_default() += s.value;
+            let v = flat.entry(&leaf.name).or_default();
+            *v = v.saturating_add(s.value);
         }
         let mut seen = HashSet::new();
         for f in &s.frames {
             if seen.insert(f.name.as_str()) {
-                *cum.entry(&f.name).or_default() += s.value;
+                let v = cum.entry(&f.name).or_default();
+                *v = v.saturating_add(s.value);
             }
         }
     }
@@ -68,7 +71,9 @@ fn scale(largest: i64, unit: &str) -> (f64, &'static str) {
 
 fn show(v: i64, (div, suffix): (f64, &str)) -> String {
     // pprof writes an empty cell as a bare 0.
-    if div == 1.0 || v == 0 {
+    if v == 0 {
+        "0".into()
+    } else if div == 1.0 {
         format!("{v}{suffix}")
     } else {
         format!("{:.2}{suffix}", v as f64 / div)
@@ -86,7 +91,10 @@ fn percent(v: i64, total: i64) -> String {
 /// The table, like `go tool pprof -top`, limited to `limit` rows.
 pub fn format_top(rows: &[TopRow], total: i64, unit: &str, limit: usize) -> String {
     let scale = scale(total, unit);
-    let shown: i64 = rows.iter().take(limit).map(|r| r.flat).sum();
+    let shown = rows
+        .iter()
+        .take(limit)
+        .fold(0i64, |acc, r| acc.saturating_add(r.flat));
     let mut out = format!(
         "Showing top {} nodes out of {}, accounting for {}, {} of {} total\n",
         limit.min(rows.len()),
@@ -102,7 +110,7 @@ pub fn format_top(rows: &[TopRow], total: i64, unit: &str, limit: usize) -> Stri
     );
     let mut sum = 0;
     for r in rows.iter().take(limit) {
-        sum += r.flat;
+        sum = i64::saturating_add(sum, r.flat);
         let _ = writeln!(
             out,
             "{:>10} {:>7} {:>7} {:>10} {:>7}  {}",
