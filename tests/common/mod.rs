@@ -619,16 +619,20 @@ pub fn record_cmd<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 }
 
 /// Where a recording of several kinds writes kind `kind` for `-o base`: `prof.pb.gz` gives
-/// `prof.<kind>.pb.gz`; any other name gets `.<kind>` appended.
+/// `prof.<kind>.pb.gz` (and likewise for `.svg` and `.folded`); any other name gets
+/// `.<kind>` appended.
 pub fn kind_path(base: &Path, kind: &str) -> PathBuf {
     let name = base
         .file_name()
         .expect("output path has a file name")
         .to_string_lossy();
-    let file = match name.strip_suffix(".pb.gz") {
-        Some(stem) => format!("{stem}.{kind}.pb.gz"),
-        None => format!("{name}.{kind}"),
-    };
+    let file = [".pb.gz", ".svg", ".folded"]
+        .iter()
+        .find_map(|ext| {
+            name.strip_suffix(ext)
+                .map(|stem| format!("{stem}.{kind}{ext}"))
+        })
+        .unwrap_or_else(|| format!("{name}.{kind}"));
     base.with_file_name(file)
 }
 
@@ -1199,4 +1203,559 @@ impl Decoded {
         }
         out
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Outputs: report runs, folded stacks, top tables, SVG flame graphs
+// ---------------------------------------------------------------------------------------
+
+/// Runs `rprof-bpf report ARGS...` to completion (killed after 60 s). Needs no privileges.
+pub fn report<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> RunOutput {
+    let mut cmd = Command::new(rprof_bin());
+    cmd.arg("report").args(args);
+    Running::start(cmd).finish(Duration::from_secs(60))
+}
+
+/// Like [`report`], but fails the test unless it succeeds, and returns its stdout.
+pub fn report_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let run = report(args);
+    run.assert_success();
+    assert!(
+        !run.stderr.contains("panicked"),
+        "report panicked\n{}",
+        run.describe()
+    );
+    run.stdout
+}
+
+/// One line of folded output: frames root first, and the count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoldedLine {
+    pub frames: Vec<String>,
+    pub count: i64,
+}
+
+impl FoldedLine {
+    /// Frame names without the `_[k]` / `_[i]` annotations.
+    pub fn plain_frames(&self) -> Vec<&str> {
+        self.frames
+            .iter()
+            .map(|f| {
+                f.strip_suffix("_[k]")
+                    .or_else(|| f.strip_suffix("_[i]"))
+                    .unwrap_or(f)
+            })
+            .collect()
+    }
+
+    /// The frames that are not kernel frames (no `_[k]`), root first.
+    pub fn user_frames(&self) -> Vec<&str> {
+        self.frames
+            .iter()
+            .filter(|f| !f.ends_with("_[k]"))
+            .map(|f| f.strip_suffix("_[i]").unwrap_or(f))
+            .collect()
+    }
+}
+
+/// Parses folded stacks (`root;...;leaf COUNT` per line); fails the test on a malformed
+/// line.
+pub fn parse_folded(text: &str) -> Vec<FoldedLine> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let (stack, count) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("folded line without a count: {line:?}"));
+            let count = count
+                .parse::<i64>()
+                .unwrap_or_else(|e| panic!("bad count in folded line {line:?}: {e}"));
+            let frames: Vec<String> = stack.split(';').map(str::to_string).collect();
+            assert!(
+                frames.iter().all(|f| !f.is_empty()),
+                "empty frame in folded line {line:?}"
+            );
+            FoldedLine { frames, count }
+        })
+        .collect()
+}
+
+/// The folded lines a profile should give for value column `name`: every sample's frames
+/// root first (inlined frames caller first, as [`decode`] expands them innermost first),
+/// kernel frames suffixed `_[k]` and inlined ones `_[i]`, `;` in names replaced, equal
+/// stacks summed, samples without a positive value left out.
+pub fn expected_folded(p: &Decoded, name: &str) -> BTreeMap<String, i64> {
+    let i = p.value_index(name);
+    let mut out = BTreeMap::new();
+    for s in p.samples.iter().filter(|s| s.values[i] > 0) {
+        let stack = s
+            .frames
+            .iter()
+            .rev()
+            .map(|f| {
+                let base = f.name.replace(';', ":");
+                if f.kernel {
+                    format!("{base}_[k]")
+                } else if f.inlined {
+                    format!("{base}_[i]")
+                } else {
+                    base
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(";");
+        *out.entry(stack).or_insert(0) += s.values[i];
+    }
+    out
+}
+
+/// Folded lines as a map from the `;`-joined stack to its count.
+pub fn folded_map(lines: &[FoldedLine]) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for l in lines {
+        assert!(
+            out.insert(l.frames.join(";"), l.count).is_none(),
+            "stack {:?} appears twice in the folded output",
+            l.frames.join(";")
+        );
+    }
+    out
+}
+
+/// A quantity from a top table (`1.48s`, `1200ms`, `2.01kB`, `224`, `0`) in base units
+/// (nanoseconds, bytes, counts).
+pub fn parse_quantity(text: &str) -> f64 {
+    const UNITS: &[(&str, f64)] = &[
+        ("hrs", 3600e9),
+        ("mins", 60e9),
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("kB", 1024.0),
+        ("MB", 1024.0 * 1024.0),
+        ("GB", 1024.0 * 1024.0 * 1024.0),
+        ("TB", 1024.0 * 1024.0 * 1024.0 * 1024.0),
+        ("B", 1.0),
+    ];
+    let (number, scale) = UNITS
+        .iter()
+        .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
+        .unwrap_or((text, 1.0));
+    let value: f64 = number
+        .parse()
+        .unwrap_or_else(|e| panic!("cannot parse the quantity {text:?}: {e}"));
+    value * scale
+}
+
+/// One row of a top table: values in base units.
+#[derive(Clone, Debug)]
+pub struct TopRow {
+    pub name: String,
+    pub flat: f64,
+    pub flat_pct: f64,
+    pub cum: f64,
+    pub cum_pct: f64,
+}
+
+/// A top table, ours (`rprof-bpf report`, `record --top`) or `go tool pprof -top`'s.
+#[derive(Clone, Debug)]
+pub struct TopTable {
+    /// From the `Type:` line.
+    pub kind: String,
+    /// From `... of TOTAL total`.
+    pub total: f64,
+    /// From `Showing top N nodes out of M` (ours always; pprof when it drops nodes).
+    pub nodes_out_of: Option<(usize, usize)>,
+    pub rows: Vec<TopRow>,
+}
+
+impl TopTable {
+    pub fn row(&self, name: &str) -> Option<&TopRow> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+}
+
+/// Parses the first top table in `text` (lines before it, such as pprof's `File:`, are
+/// skipped; the table ends at the first line that is not a row).
+pub fn parse_top(text: &str) -> TopTable {
+    let mut kind = None;
+    let mut total = None;
+    let mut nodes_out_of = None;
+    let mut rows = Vec::new();
+    let mut in_rows = false;
+    for line in text.lines() {
+        if in_rows {
+            match parse_top_row(line) {
+                Some(row) => {
+                    rows.push(row);
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if let Some(k) = line.strip_prefix("Type: ") {
+            if kind.is_some() {
+                break;
+            }
+            kind = Some(k.trim().to_string());
+        } else if line.starts_with("Showing ") {
+            if let Some(rest) = line.strip_prefix("Showing top ") {
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                // "N nodes out of M, ..."
+                if let (Some(n), Some(m)) = (words.first(), words.get(4)) {
+                    let m = m.trim_end_matches(',');
+                    if let (Ok(n), Ok(m)) = (n.parse(), m.parse()) {
+                        nodes_out_of = Some((n, m));
+                    }
+                }
+            }
+            // Ours: "..., accounting for X, P% of TOTAL total"; pprof puts the same ending
+            // on its own "Showing nodes accounting for" line.
+            if let Some(head) = line.strip_suffix(" total") {
+                let t = head
+                    .rsplit(' ')
+                    .next()
+                    .unwrap_or_else(|| panic!("no total in {line:?}"));
+                total = Some(parse_quantity(t));
+            }
+        } else if line.trim_start().starts_with("flat") && line.contains("cum%") {
+            in_rows = true;
+        }
+    }
+    TopTable {
+        kind: kind.unwrap_or_else(|| panic!("no `Type:` line in:\n{text}")),
+        total: total.unwrap_or_else(|| panic!("no `... total` line in:\n{text}")),
+        nodes_out_of,
+        rows,
+    }
+}
+
+fn parse_top_row(line: &str) -> Option<TopRow> {
+    // Five columns, then the name (which may contain spaces).
+    let mut rest = line.trim_start();
+    let mut cols = Vec::new();
+    for _ in 0..5 {
+        let end = rest.find(char::is_whitespace)?;
+        cols.push(&rest[..end]);
+        rest = rest[end..].trim_start();
+    }
+    let pct = |c: &str| c.strip_suffix('%')?.parse::<f64>().ok();
+    let name = rest.trim_end();
+    if name.is_empty() {
+        return None;
+    }
+    Some(TopRow {
+        name: name.to_string(),
+        flat: parse_quantity(cols[0]),
+        flat_pct: pct(cols[1])?,
+        cum: parse_quantity(cols[3]),
+        cum_pct: pct(cols[4])?,
+    })
+    .filter(|_| pct(cols[2]).is_some())
+}
+
+/// One frame (`<g>`) of an inferno flame graph.
+#[derive(Clone, Debug)]
+pub struct SvgFrame {
+    /// The function name, as the tooltip shows it (annotations such as `_[k]` removed,
+    /// XML entities decoded).
+    pub name: String,
+    /// The count in the tooltip (`1,234 nanoseconds` → 1234).
+    pub count: i64,
+    /// The width, in percent of the graph.
+    pub width_pct: f64,
+    /// The fill: (r, g, b).
+    pub fill: (u8, u8, u8),
+    /// The vertical position (inferno's `y`); frames of one depth share it.
+    pub y: f64,
+}
+
+/// Decodes the five predefined XML entities and numeric character references.
+pub fn xml_unescape(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        let after = &rest[amp + 1..];
+        let semi = after
+            .find(';')
+            .unwrap_or_else(|| panic!("unterminated entity in {text:?}"));
+        let entity = &after[..semi];
+        let decoded = match entity {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(hex) = entity.strip_prefix("#x") {
+                    u32::from_str_radix(hex, 16).ok()
+                } else {
+                    entity.strip_prefix('#').and_then(|d| d.parse().ok())
+                };
+                code.and_then(char::from_u32)
+                    .unwrap_or_else(|| panic!("unknown entity &{entity}; in {text:?}"))
+            }
+        };
+        out.push(decoded);
+        rest = &after[semi + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn xml_attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let len = tag[start..].find('"')?;
+    Some(&tag[start..start + len])
+}
+
+/// The frames of an inferno SVG: each `<g><title>NAME (COUNT UNIT, P%)</title><rect .../>`.
+pub fn svg_frames(svg: &str) -> Vec<SvgFrame> {
+    let mut frames = Vec::new();
+    for chunk in svg.split("<g><title>").skip(1) {
+        let Some((title, rest)) = chunk.split_once("</title>") else {
+            panic!("<title> without </title> in the SVG near {chunk:.80}");
+        };
+        let title = xml_unescape(title);
+        let rect_start = rest
+            .find("<rect ")
+            .unwrap_or_else(|| panic!("frame {title:?} has no <rect>"));
+        let rect = &rest[rect_start..rest[rect_start..].find('>').unwrap() + rect_start];
+        // "NAME (1,234 nanoseconds, 56.78%)"; the name itself may hold parentheses.
+        let open = title
+            .rfind(" (")
+            .unwrap_or_else(|| panic!("unexpected frame title {title:?}"));
+        let name = title[..open].to_string();
+        let count: String = title[open + 2..]
+            .split(' ')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| *c != ',')
+            .collect();
+        let count = count
+            .parse::<i64>()
+            .unwrap_or_else(|e| panic!("bad count in frame title {title:?}: {e}"));
+        let width_pct = xml_attr(rect, "width")
+            .and_then(|w| w.strip_suffix('%'))
+            .and_then(|w| w.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no percentage width in {rect}"));
+        let y = xml_attr(rect, "y")
+            .and_then(|y| y.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no y in {rect}"));
+        let fill = xml_attr(rect, "fill").unwrap_or_else(|| panic!("no fill in {rect}"));
+        let rgb: Vec<u8> = fill
+            .strip_prefix("rgb(")
+            .and_then(|f| f.strip_suffix(')'))
+            .map(|f| f.split(',').filter_map(|c| c.trim().parse().ok()).collect())
+            .unwrap_or_default();
+        assert_eq!(rgb.len(), 3, "fill {fill:?} is not rgb(r,g,b) in {rect}");
+        frames.push(SvgFrame {
+            name,
+            count,
+            width_pct,
+            fill: (rgb[0], rgb[1], rgb[2]),
+            y,
+        });
+    }
+    frames
+}
+
+/// Checks that `text` is well-formed XML: one root element, every tag closed in order,
+/// quoted attributes, comments, CDATA, processing instructions and a DOCTYPE allowed.
+/// Returns the root element's name. When python3 is installed, its XML parser must accept
+/// the document too.
+pub fn assert_well_formed_xml(text: &str) -> String {
+    let root = check_xml(text).unwrap_or_else(|e| panic!("not well-formed XML: {e}"));
+    if let Ok(mut child) = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as ET; print(ET.fromstring(sys.stdin.buffer.read()).tag)",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        let mut stdin = child.stdin.take().expect("python3 stdin");
+        let bytes = text.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &bytes);
+        });
+        let out = child.wait_with_output().expect("wait for python3");
+        let _ = writer.join();
+        assert!(
+            out.status.success(),
+            "python3's XML parser rejects the document: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tag = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            tag.ends_with(&format!("}}{root}")) || tag == root,
+            "python3 sees root element {tag:?}, the checker {root:?}"
+        );
+    }
+    root
+}
+
+fn check_xml(text: &str) -> Result<String, String> {
+    let at = |pos: usize| {
+        let line = text[..pos].matches('\n').count() + 1;
+        format!("line {line} (byte {pos})")
+    };
+    let mut stack: Vec<&str> = Vec::new();
+    let mut root: Option<String> = None;
+    let mut pos = 0;
+    while let Some(lt) = text[pos..].find('<').map(|i| i + pos) {
+        let between = &text[pos..lt];
+        if stack.is_empty() && !between.trim().is_empty() {
+            return Err(format!("text outside the root element at {}", at(pos)));
+        }
+        check_entities(between).map_err(|e| format!("{e} at {}", at(pos)))?;
+        let rest = &text[lt..];
+        let end_of = |close: &str| {
+            rest.find(close)
+                .map(|i| lt + i + close.len())
+                .ok_or_else(|| format!("unterminated {close:?} construct at {}", at(lt)))
+        };
+        if rest.starts_with("<!--") {
+            pos = end_of("-->")?;
+        } else if rest.starts_with("<![CDATA[") {
+            if stack.is_empty() {
+                return Err(format!("CDATA outside the root element at {}", at(lt)));
+            }
+            pos = end_of("]]>")?;
+        } else if rest.starts_with("<?") {
+            pos = end_of("?>")?;
+        } else if rest.starts_with("<!DOCTYPE") {
+            if root.is_some() {
+                return Err(format!("DOCTYPE after the root element at {}", at(lt)));
+            }
+            pos = end_of(">")?;
+        } else if let Some(close) = rest.strip_prefix("</") {
+            let end = close
+                .find('>')
+                .ok_or_else(|| format!("unterminated end tag at {}", at(lt)))?;
+            let name = close[..end].trim_end();
+            match stack.pop() {
+                Some(open) if open == name => {}
+                Some(open) => {
+                    return Err(format!("</{name}> closes <{open}> at {}", at(lt)));
+                }
+                None => return Err(format!("</{name}> without a start tag at {}", at(lt))),
+            }
+            pos = lt + 2 + end + 1;
+        } else {
+            let body = &rest[1..];
+            let name_len = body
+                .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .ok_or_else(|| format!("unterminated start tag at {}", at(lt)))?;
+            let name = &body[..name_len];
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || ":_-.".contains(c))
+            {
+                return Err(format!("bad element name {name:?} at {}", at(lt)));
+            }
+            // Attributes: name="value" or name='value', with no '<' in values.
+            let mut i = name_len;
+            let bytes = body.as_bytes();
+            let self_closing;
+            loop {
+                while i < body.len() && bytes[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if body[i..].starts_with("/>") {
+                    self_closing = true;
+                    i += 2;
+                    break;
+                }
+                if body[i..].starts_with('>') {
+                    self_closing = false;
+                    i += 1;
+                    break;
+                }
+                let eq = body[i..].find('=').ok_or_else(|| {
+                    format!("attribute without a value in <{name}> at {}", at(lt))
+                })?;
+                let attr = body[i..i + eq].trim();
+                if attr.is_empty() || attr.contains(char::is_whitespace) {
+                    return Err(format!("bad attribute {attr:?} in <{name}> at {}", at(lt)));
+                }
+                i += eq + 1;
+                let quote = body[i..]
+                    .chars()
+                    .next()
+                    .filter(|c| *c == '"' || *c == '\'')
+                    .ok_or_else(|| {
+                        format!("unquoted attribute {attr} in <{name}> at {}", at(lt))
+                    })?;
+                let value_len = body[i + 1..]
+                    .find(quote)
+                    .ok_or_else(|| format!("unterminated attribute {attr} at {}", at(lt)))?;
+                let value = &body[i + 1..i + 1 + value_len];
+                if value.contains('<') {
+                    return Err(format!("'<' in attribute {attr} at {}", at(lt)));
+                }
+                check_entities(value)
+                    .map_err(|e| format!("{e} in attribute {attr} at {}", at(lt)))?;
+                i += 1 + value_len + 1;
+            }
+            if stack.is_empty() {
+                if root.is_some() {
+                    return Err(format!("a second root element <{name}> at {}", at(lt)));
+                }
+                root = Some(name.to_string());
+            }
+            if !self_closing {
+                stack.push(name);
+            }
+            pos = lt + 1 + i;
+        }
+    }
+    if let Some(open) = stack.last() {
+        return Err(format!("<{open}> is never closed"));
+    }
+    if !text[pos..].trim().is_empty() {
+        return Err(format!("text after the root element at {}", at(pos)));
+    }
+    root.ok_or_else(|| "no root element".to_string())
+}
+
+/// Every `&` in character data starts a known entity or character reference.
+fn check_entities(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(amp) = rest.find('&') {
+        let after = &rest[amp + 1..];
+        let semi = after.find(';').ok_or_else(|| "a bare '&'".to_string())?;
+        let entity = &after[..semi];
+        let ok = matches!(entity, "lt" | "gt" | "amp" | "quot" | "apos")
+            || entity
+                .strip_prefix("#x")
+                .is_some_and(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()))
+            || entity
+                .strip_prefix('#')
+                .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()));
+        if !ok {
+            return Err(format!("unknown entity &{entity};"));
+        }
+        rest = &after[semi + 1..];
+    }
+    Ok(())
+}
+
+/// Whether `program` can be run (found on PATH).
+pub fn have_program(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {program}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
