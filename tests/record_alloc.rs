@@ -15,7 +15,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -499,33 +498,6 @@ fn assert_no_problems(problems: &[String], context: &[&str]) {
         problems.join("\n- "),
         context.join("\n")
     );
-}
-
-/// Like [`build_c`], with extra compiler flags (e.g. `-static`).
-fn build_c_with(source: &str, dir: &Path, out_name: &str, extra: &[&str]) -> PathBuf {
-    let src = workloads_dir().join(source);
-    let out = dir.join(out_name);
-    let mut flags: Vec<&str> = C_FLAGS.to_vec();
-    if !cfg!(target_arch = "x86_64") {
-        flags.retain(|f| *f != "-mno-omit-leaf-frame-pointer");
-    }
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "clang".to_string());
-    let output = Command::new(&compiler)
-        .args(&flags)
-        .args(extra)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(
-        output.status.success(),
-        "{compiler} {extra:?} {} failed ({}):\n{}",
-        src.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
 }
 
 /// `record --type alloc --alloc-sample-bytes RATE -o OUT -- PROGRAM ARGS...`: the profile

@@ -142,6 +142,11 @@ pub const C_FLAGS: &[&str] = &[
 /// clang keeps the frame. Unwinding frameless code is a separate feature (CFI unwinding)
 /// with tests of its own.
 pub fn build_c(source: &str, dir: &Path, out_name: &str) -> PathBuf {
+    build_c_with(source, dir, out_name, &[])
+}
+
+/// [`build_c`] with extra compiler flags (e.g. `-static`).
+pub fn build_c_with(source: &str, dir: &Path, out_name: &str, extra: &[&str]) -> PathBuf {
     let src = workloads_dir().join(source);
     let out = dir.join(out_name);
     let mut flags: Vec<&str> = C_FLAGS.to_vec();
@@ -151,6 +156,7 @@ pub fn build_c(source: &str, dir: &Path, out_name: &str) -> PathBuf {
     let compiler = std::env::var("CC").unwrap_or_else(|_| "clang".to_string());
     let output = Command::new(&compiler)
         .args(&flags)
+        .args(extra)
         .arg("-o")
         .arg(&out)
         .arg(&src)
@@ -158,7 +164,7 @@ pub fn build_c(source: &str, dir: &Path, out_name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
     assert!(
         output.status.success(),
-        "{compiler} {} failed ({}):\n{}",
+        "{compiler} {extra:?} {} failed ({}):\n{}",
         src.display(),
         output.status,
         String::from_utf8_lossy(&output.stderr)
