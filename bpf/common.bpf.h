@@ -26,12 +26,12 @@ const volatile bool filter_pids = false;
 /* Children forked by a target become targets (used for a launched command). */
 const volatile bool follow_forks = false;
 
-/* Target processes (tgid) when filter_pids is set. */
+/* Target processes when filter_pids is set: bit (tgid % 64) of word (tgid / 64). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RPROF_TARGET_WORDS);
 	__type(key, u32);
-	__type(value, u8);
+	__type(value, u64);
 } targets SEC(".maps");
 
 /* Sizes of these are set by user space from the recording's options. */
@@ -78,6 +78,19 @@ struct {
 	__type(value, struct stack_trace);
 } scratch SEC(".maps");
 
+/* Bytes of user stack copied in one read, which frame-pointer walks then index. */
+#define FRAME_CHUNK 512
+struct frame_chunk {
+	u64 words[FRAME_CHUNK / 8];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct frame_chunk);
+} frame_chunks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, RPROF_CNT_MAX);
@@ -90,6 +103,7 @@ struct proc_event _proc_event_btf = {};
 struct block_start _block_start_btf = {};
 struct live_alloc _live_alloc_btf = {};
 enum rprof_counter _rprof_counter_btf = RPROF_CNT_MAX;
+enum rprof_limit _rprof_limit_btf = RPROF_PID_LIMIT;
 enum proc_event_kind _proc_event_kind_btf = PROC_EVENT_FIRST_SAMPLE;
 enum block_state _block_state_btf = BLOCK_OTHER;
 enum block_state_filter _block_state_filter_btf = STATE_FILTER_ALL;
@@ -103,9 +117,22 @@ static __always_inline void count(u32 counter)
 		__sync_fetch_and_add(v, 1);
 }
 
+/* The word of the target bitmap that holds pid's bit, or NULL past the bitmap. */
+static __always_inline u64 *target_word(u32 pid)
+{
+	u32 word = pid / 64;
+
+	return bpf_map_lookup_elem(&targets, &word);
+}
+
 static __always_inline bool is_target(u32 pid)
 {
-	return !filter_pids || bpf_map_lookup_elem(&targets, &pid);
+	u64 *bits;
+
+	if (!filter_pids)
+		return true;
+	bits = target_word(pid);
+	return bits && (*bits & (1ULL << (pid % 64)));
 }
 
 static __always_inline void emit(u32 kind, u32 pid, u32 parent_pid)
@@ -248,43 +275,79 @@ static __always_inline bool same_comm(const char *a, const char *b)
 	return true;
 }
 
-/* A frame record as both x86-64 and arm64 lay it out: saved frame pointer, then return address. */
-struct frame_record {
-	u64 next_fp;
-	u64 ret;
-};
-
 /*
  * Appends to st the return addresses of the frame-pointer chain starting at
- * fp. `own` says the task is `current` (plain user reads work); otherwise the
- * program is sleepable and reads the task's memory.
+ * fp, using chunk as the copy buffer. A frame record, on x86-64 and arm64
+ * alike, is the saved frame pointer followed by the return address. `own`
+ * says the task is `current` (plain user reads work); otherwise the program
+ * is sleepable and reads the task's memory.
+ *
+ * Callers' frames sit close together above fp, so the stack is copied in
+ * chunks of up to FRAME_CHUNK bytes and the chain followed inside each copy:
+ * one read for most stacks, where each read costs ~100 ns or more. A chunk
+ * never crosses a 4 KiB boundary, so a read cannot fault on the unmapped
+ * memory past the top of a stack; a frame record that straddles one is read
+ * alone.
  */
-static __always_inline void walk_frame_pointers(struct stack_trace *st, u64 fp,
-						struct task_struct *task, bool own)
+static __always_inline void walk_frames_with(struct stack_trace *st, struct frame_chunk *chunk,
+					     u64 fp, struct task_struct *task, bool own)
 {
-	struct frame_record frame;
+	u64 base = 0, len = 0, off, next_fp, ret;
 	long err;
 
 	for (u32 i = 1; i < RPROF_MAX_STACK_DEPTH; i++) {
 		if (i < st->nr)
 			continue;
-		if (!fp)
+		/* Frame records are 8-byte aligned; anything else is not a frame chain. */
+		if (!fp || (fp & 7))
 			break;
-		if (own)
-			err = bpf_probe_read_user(&frame, sizeof(frame), (void *)fp);
-		else
-			err = bpf_copy_from_user_task(&frame, sizeof(frame), (void *)fp, task, 0);
-		if (err || !frame.ret)
+		if (fp < base || fp + 16 > base + len) {
+			len = 4096 - (fp & 4095);
+			if (len > FRAME_CHUNK)
+				len = FRAME_CHUNK;
+			if (len < 16)
+				len = 16;
+			if (own)
+				err = bpf_probe_read_user(chunk->words, len, (void *)fp);
+			else
+				err = bpf_copy_from_user_task(chunk->words, len, (void *)fp, task, 0);
+			if (err)
+				break;
+			base = fp;
+		}
+		off = (fp - base) / 8;
+		if (off >= FRAME_CHUNK / 8 - 1)
 			break;
-		st->ips[i] = frame.ret;
+		next_fp = chunk->words[off];
+		ret = chunk->words[off + 1];
+		if (!ret)
+			break;
+		st->ips[i] = ret;
 		st->nr = i + 1;
 		/* Frames grow toward higher addresses; anything else is not a frame chain. */
-		if (frame.next_fp <= fp)
+		if (next_fp <= fp)
 			break;
-		fp = frame.next_fp;
+		fp = next_fp;
 	}
 	if (st->nr >= RPROF_MAX_STACK_DEPTH)
 		count(RPROF_CNT_USER_STACK_TRUNCATED);
+}
+
+/*
+ * walk_frames_with a per-CPU chunk: only for programs that cannot be
+ * preempted, since another program on the CPU would reuse the chunk.
+ */
+static __always_inline void walk_frame_pointers(struct stack_trace *st, u64 fp,
+						struct task_struct *task, bool own)
+{
+	u32 zero = 0;
+	struct frame_chunk *chunk = bpf_map_lookup_elem(&frame_chunks, &zero);
+
+	if (!chunk) {
+		count(RPROF_CNT_SCRATCH_MISSING);
+		return;
+	}
+	walk_frames_with(st, chunk, fp, task, own);
 }
 
 /* Records a thread's names; checked every time, so a rename is seen. */
@@ -342,17 +405,19 @@ static __always_inline void follow_fork(struct task_struct *parent, struct task_
 {
 	u32 parent_pid = parent->tgid;
 	u32 child_pid = child->tgid;
-	u8 one = 1;
+	u64 *bits;
 
 	/* New threads share their tgid and are covered already. */
 	if (!follow_forks || !filter_pids || child->pid != child->tgid)
 		return;
-	if (!bpf_map_lookup_elem(&targets, &parent_pid))
+	if (!is_target(parent_pid))
 		return;
-	if (bpf_map_update_elem(&targets, &child_pid, &one, BPF_ANY)) {
+	bits = target_word(child_pid);
+	if (!bits) {
 		count(RPROF_CNT_TARGETS_MAP_FULL);
 		return;
 	}
+	__sync_fetch_and_or(bits, 1ULL << (child_pid % 64));
 	emit(PROC_EVENT_FORK, child_pid, parent_pid);
 }
 

@@ -14,6 +14,16 @@
 #define RPROF_MAX_STACK_DEPTH 127
 
 /*
+ * The target set is a bitmap over every possible pid (PID_MAX_LIMIT on 64-bit
+ * kernels), one bit per tgid in u64 words: an array lookup the verifier inlines,
+ * where a hash lookup cost ~50 ns on each of the two tasks of every context switch.
+ */
+enum rprof_limit {
+	RPROF_PID_LIMIT = 4 * 1024 * 1024,
+	RPROF_TARGET_WORDS = RPROF_PID_LIMIT / 64,
+};
+
+/*
  * Named failure and drop counters. Every path in BPF that loses or degrades
  * a sample increments one; user space prints the non-zero ones and writes
  * them into the profile's comments. Keep RPROF_CNT_MAX last.
@@ -39,7 +49,7 @@ enum rprof_counter {
 	RPROF_CNT_THREADS_MAP_FULL = 8,
 	/* A process event (first sample, exec, fork) did not fit the ring buffer. */
 	RPROF_CNT_EVENTS_LOST = 9,
-	/* A forked child of a target could not be added to the target set. */
+	/* A forked child of a target could not be added to the target set (pid beyond the bitmap). */
 	RPROF_CNT_TARGETS_MAP_FULL = 10,
 	/* The per-CPU scratch buffer could not be looked up (should never happen). */
 	RPROF_CNT_SCRATCH_MISSING = 11,
@@ -49,7 +59,7 @@ enum rprof_counter {
 	 * in a burst of new stacks).
 	 */
 	RPROF_CNT_STACK_ALLOC_FAILED = 12,
-	/* off-CPU: a block could not be remembered (start map full); its time is lost. */
+	/* off-CPU: a block could not be remembered (no task storage); its time is lost. */
 	RPROF_CNT_START_MAP_FULL = 13,
 	/* off-CPU: a blocked thread's kernel stack could not be read; kept without it. */
 	RPROF_CNT_BLOCKED_STACK_ERROR = 14,
@@ -57,7 +67,12 @@ enum rprof_counter {
 	RPROF_CNT_LIVE_MAP_FULL = 15,
 	/* alloc: an allocation's size could not be carried to its return (map full). */
 	RPROF_CNT_PENDING_MAP_FULL = 16,
-	RPROF_CNT_MAX = 17,
+	/*
+	 * off-CPU: a recorded block's user stack could not be left for the thread's
+	 * return to user space (no room for it, or task_work refused); kept without it.
+	 */
+	RPROF_CNT_DEFER_FAILED = 17,
+	RPROF_CNT_MAX = 18,
 };
 
 /* A stack as bpf_get_stack returns it: nr frames, innermost first, zero-padded. */

@@ -50,6 +50,7 @@ enum bpf_map_type {
 	BPF_MAP_TYPE_STACK_TRACE = 7,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
+	BPF_MAP_TYPE_TASK_STORAGE = 29,
 };
 
 enum {
@@ -63,9 +64,26 @@ enum {
 };
 
 enum {
+	BPF_LOCAL_STORAGE_GET_F_CREATE = 1ULL << 0,
+};
+
+enum {
 	BPF_F_SKIP_FIELD_MASK = 0xffULL,
 	BPF_F_USER_STACK = 1ULL << 8,
 };
+
+/*
+ * Opaque in the kernel's BTF; a map value holding one can schedule a task_work
+ * (6.18+). bpf_map is a struct here, not a declaration, so that libbpf finds
+ * the kfunc's prototype compatible with the kernel's.
+ */
+struct bpf_map {
+	__u32 id;
+} __attribute__((preserve_access_index));
+struct bpf_task_work {
+	__u64 __opaque;
+};
+typedef int (*bpf_task_work_callback_t)(struct bpf_map *, void *, void *);
 
 /* Task flag: the task is a kernel thread (include/linux/sched.h). */
 #define PF_KTHREAD 0x00200000

@@ -2,14 +2,14 @@
 //! warming the aggregation maps, and reading them back into a [`RawProfile`]. Each skeleton
 //! generates its own copy of the shared types; the layouts are the same C structs, so one
 //! reader serves every collector.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use libbpf_rs::{MapCore, MapFlags, OpenMapMut};
 
 use super::CollectError;
 use crate::bpf::counters::Counters;
 use crate::bpf::from_bytes;
-use crate::bpf::shared::{sample_key, sample_value, stack_trace, thread_names};
+use crate::bpf::shared::{rprof_limit, sample_key, sample_value, stack_trace, thread_names};
 use crate::perf_event;
 use crate::raw::{RawProfile, RawSample, ThreadNames};
 
@@ -89,10 +89,25 @@ impl CommonMaps<'_> {
         self.add_targets(cfg.pids.as_deref().unwrap_or_default())
     }
 
+    /// Sets the pids' bits in the target bitmap (bit `pid % 64` of word `pid / 64`).
     pub fn add_targets(&self, pids: &[u32]) -> Result<(), CollectError> {
-        for pid in pids {
+        let mut words: BTreeMap<u32, u64> = BTreeMap::new();
+        for &pid in pids {
+            if pid >= rprof_limit::RPROF_PID_LIMIT.0 {
+                return Err(CollectError::PidBeyondLimit(pid));
+            }
+            *words.entry(pid / 64).or_default() |= 1u64 << (pid % 64);
+        }
+        for (word, bits) in words {
+            let key = word.to_ne_bytes();
+            let old = self
+                .targets
+                .lookup(&key, MapFlags::ANY)
+                .map_err(map_err("targets"))?
+                .and_then(|v| v.try_into().ok().map(u64::from_ne_bytes))
+                .unwrap_or(0);
             self.targets
-                .update(&pid.to_ne_bytes(), &[1], MapFlags::ANY)
+                .update(&key, &(old | bits).to_ne_bytes(), MapFlags::ANY)
                 .map_err(map_err("targets"))?;
         }
         Ok(())

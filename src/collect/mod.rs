@@ -80,6 +80,8 @@ pub enum CollectError {
     PerfEvent(#[from] PerfEventError),
     #[error(transparent)]
     NoAllocator(#[from] crate::allocator::NoAllocator),
+    #[error("pid {0} is beyond the largest pid a kernel can have")]
+    PidBeyondLimit(u32),
     #[error("reading BPF map {map}: {source}")]
     Map {
         map: &'static str,

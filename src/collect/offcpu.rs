@@ -37,6 +37,7 @@ impl<'obj> OffCpuCollector<'obj> {
             ro.min_block_ns = cfg.min_block_ns;
             ro.sample_ns = cfg.block_sample_ns;
             ro.state_filter = cfg.state_filter;
+            ro.defer_stacks = defer_user_stacks();
         }
         size_maps(
             &mut open.maps.counts,
@@ -53,12 +54,22 @@ impl<'obj> OffCpuCollector<'obj> {
     }
 }
 
-/// Runs a task iterator program once over every task.
-fn run_task_iterator(prog: &ProgramMut) -> Result<(), CollectError> {
-    let (link, mut iter) = start_task_iterator(prog)?;
-    io::copy(&mut iter, &mut io::sink()).map_err(iterator_error)?;
-    drop(link);
-    Ok(())
+/// Whether user stacks are read only for recorded blocks, at the thread's return to user
+/// space, which needs the kernel's bpf_task_work (Linux 6.18). `RPROF_EAGER_STACKS=1` reads
+/// them at every switch instead, as older kernels do (tests cover both ways).
+fn defer_user_stacks() -> bool {
+    if std::env::var_os("RPROF_EAGER_STACKS").is_some_and(|v| v == "1") {
+        return false;
+    }
+    kernel_has_task_work()
+}
+
+/// The kfunc is named in the kernel's BTF string table when the kernel has it.
+fn kernel_has_task_work() -> bool {
+    const NAME: &[u8] = b"\0bpf_task_work_schedule_resume_impl\0";
+    std::fs::read("/sys/kernel/btf/vmlinux")
+        .map(|btf| btf.windows(NAME.len()).any(|w| w == NAME))
+        .unwrap_or(false)
 }
 
 const ITERATOR: &str = "the iter/task program";
@@ -76,14 +87,15 @@ fn start_task_iterator(prog: &ProgramMut) -> Result<(Link, Iter), CollectError> 
     Ok((link, iter))
 }
 
-/// How long the start may wait for the seeding pass. It reads other processes' stacks, and
-/// a page that cannot be read at once (swapped out, userfaultfd, FUSE) makes it wait.
-const SEED_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the start or the stop may wait for an iterator pass. It reads other processes'
+/// stacks, and a page that cannot be read at once (swapped out, userfaultfd, FUSE) makes it
+/// wait.
+const ITERATOR_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Runs the seeding iterator on its own thread, so a stack read that blocks cannot hold up
-/// the recording: past the timeout, the blocks not yet seeded are simply not counted from
-/// the start, and a warning says so.
-fn seed_blocked_threads(prog: &ProgramMut) -> Result<(), CollectError> {
+/// Runs a sleepable task iterator on its own thread, so a stack read that blocks cannot hold
+/// up the recording or its end: past the timeout, `late` is printed as a warning and the
+/// threads not reached yet are left out.
+fn run_task_iterator(prog: &ProgramMut, late: &str) -> Result<(), CollectError> {
     let (link, mut iter) = start_task_iterator(prog)?;
     let (done, finished) = mpsc::channel();
     std::thread::spawn(move || {
@@ -91,12 +103,10 @@ fn seed_blocked_threads(prog: &ProgramMut) -> Result<(), CollectError> {
         drop(link);
         let _ = done.send(result);
     });
-    match finished.recv_timeout(SEED_TIMEOUT) {
+    match finished.recv_timeout(ITERATOR_TIMEOUT) {
         Ok(result) => result.map(drop).map_err(iterator_error),
         Err(_) => {
-            eprintln!(
-                "rprof-bpf: warning: reading the stacks of threads already blocked took over {SEED_TIMEOUT:?}; some of their blocks count only from when they next run"
-            );
+            eprintln!("rprof-bpf: warning: reading the stacks of blocked threads took over {ITERATOR_TIMEOUT:?}; {late}");
             Ok(())
         }
     }
@@ -118,7 +128,10 @@ impl Collector for OffCpuCollector<'_> {
                 .attach()
                 .map_err(attach_error("tp_btf/sched_switch"))?,
         );
-        seed_blocked_threads(&self.skel.progs.seed_blocked)
+        run_task_iterator(
+            &self.skel.progs.seed_blocked,
+            "some of their blocks count only from when they next run",
+        )
     }
 
     fn counters(&self) -> Result<Counters, CollectError> {
@@ -132,7 +145,11 @@ impl Collector for OffCpuCollector<'_> {
     /// Detaches, then counts the threads still blocked up to now.
     fn stop(&mut self) {
         self.skel.links.on_switch = None;
-        self.close_error = run_task_iterator(&self.skel.progs.close_blocked).err();
+        self.close_error = run_task_iterator(
+            &self.skel.progs.close_blocked,
+            "some of the blocks still open at the stop are not counted",
+        )
+        .err();
         detach_process_tracking!(self.skel);
     }
 
