@@ -300,6 +300,24 @@ fn blocker(thread: &str) -> &'static Blocker {
 }
 
 fn off_cpu_record(b: &Blocking, out: &Path, seconds: &str, extra: &[&str]) -> Decoded {
+    off_cpu_record_with(b, out, seconds, extra, Stacks::AsTheKernelAllows)
+}
+
+/// How the recording reads user stacks: at the return to user space (bpf_task_work) where
+/// the kernel has it, or at every switch, as on older kernels (`RPROF_EAGER_STACKS=1`).
+#[derive(Clone, Copy, PartialEq)]
+enum Stacks {
+    AsTheKernelAllows,
+    AtEverySwitch,
+}
+
+fn off_cpu_record_with(
+    b: &Blocking,
+    out: &Path,
+    seconds: &str,
+    extra: &[&str],
+    stacks: Stacks,
+) -> Decoded {
     let pid = b.pid();
     let mut args = vec![
         "--type",
@@ -312,7 +330,11 @@ fn off_cpu_record(b: &Blocking, out: &Path, seconds: &str, extra: &[&str]) -> De
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let run = record(&args, Duration::from_secs(30));
+    let mut cmd = record_cmd(&args);
+    if stacks == Stacks::AtEverySwitch {
+        cmd.env("RPROF_EAGER_STACKS", "1");
+    }
+    let run = Running::start(cmd).finish(Duration::from_secs(30));
     run.assert_success();
     b.assert_alive();
     let p = decode(out);
@@ -334,6 +356,17 @@ fn off_cpu_record(b: &Blocking, out: &Path, seconds: &str, extra: &[&str]) -> De
 /// counts; `state` labels; and the spinner, which is only ever preempted.
 #[test]
 fn off_cpu_blocked_threads_totals_stacks_and_states() {
+    blocked_threads_totals_stacks_and_states(Stacks::AsTheKernelAllows);
+}
+
+/// The same with the user stacks read at every switch-out, the way kernels without
+/// bpf_task_work record them.
+#[test]
+fn off_cpu_blocked_threads_with_stacks_read_at_every_switch() {
+    blocked_threads_totals_stacks_and_states(Stacks::AtEverySwitch);
+}
+
+fn blocked_threads_totals_stacks_and_states(stacks: Stacks) {
     if !require_bpf() {
         return;
     }
@@ -342,7 +375,7 @@ fn off_cpu_blocked_threads_totals_stacks_and_states() {
     let b = Blocking::start(&dir, true);
     let out = dir.join("off.pb.gz");
     let spinner_cpu = CpuMonitor::start_thread(b.w.pid, b.tid("spinner") as u32);
-    let p = off_cpu_record(&b, &out, "3", &[]);
+    let p = off_cpu_record_with(&b, &out, "3", &[], stacks);
     let report = p.report();
     let window = p.profile.duration_nanos;
     let start = p.profile.time_nanos;
