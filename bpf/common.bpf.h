@@ -400,6 +400,30 @@ static __always_inline void aggregate(struct sample_key *key, u64 n, u64 ns)
 	__sync_fetch_and_add(&val->total_ns, ns);
 }
 
+/*
+ * Go's rule for sampling waits by length: a wait of at least `rate` is kept as
+ * it was; a shorter one is kept with probability ns/rate and weighted by the
+ * inverse, so each kept one stands for `rate` of waiting and totals stay
+ * unbiased. Sets the weight (waits, ns) of a kept wait. rate 0 keeps all.
+ */
+static __always_inline bool length_sampled(u64 ns, u64 rate, u64 *waits, u64 *total_ns)
+{
+	u64 draw;
+
+	if (!rate || ns >= rate) {
+		*waits = 1;
+		*total_ns = ns;
+		return true;
+	}
+	/* A uniform draw in [0, rate). */
+	draw = ((u64)bpf_get_prandom_u32() * rate) >> 32;
+	if (draw >= ns)
+		return false;
+	*waits = (rate + ns / 2) / ns;
+	*total_ns = rate;
+	return true;
+}
+
 /* From sched_process_fork: a target's forked child becomes a target when following forks. */
 static __always_inline void follow_fork(struct task_struct *parent, struct task_struct *child)
 {

@@ -237,29 +237,12 @@ static __always_inline void begin_block(struct task_struct *task, u32 state, boo
 	start->start_ns = bpf_ktime_get_ns();
 }
 
-/*
- * Decides whether a block of `ns` is recorded; sets its weight: (blocks, ns).
- * Short blocks are kept with probability ns/sample_ns and weighted by the
- * inverse, so each kept one stands for sample_ns of blocked time.
- */
+/* Decides whether a block of `ns` is recorded; sets its weight: (blocks, ns). */
 static __always_inline bool sampled(u64 ns, u64 *blocks, u64 *total_ns)
 {
-	u64 draw;
-
 	if (ns < min_block_ns)
 		return false;
-	if (!sample_ns || ns >= sample_ns) {
-		*blocks = 1;
-		*total_ns = ns;
-		return true;
-	}
-	/* A uniform draw in [0, sample_ns). */
-	draw = ((u64)bpf_get_prandom_u32() * sample_ns) >> 32;
-	if (draw >= ns)
-		return false;
-	*blocks = (sample_ns + ns / 2) / ns;
-	*total_ns = sample_ns;
-	return true;
+	return length_sampled(ns, sample_ns, blocks, total_ns);
 }
 
 /* Adds a thread's deferred blocks, claimed at once so no other path adds them too. */

@@ -21,6 +21,8 @@
 enum rprof_limit {
 	RPROF_PID_LIMIT = 4 * 1024 * 1024,
 	RPROF_TARGET_WORDS = RPROF_PID_LIMIT / 64,
+	/* mutex: user stack bytes copied per recorded wait, for unwinding in user space. */
+	RPROF_LOCK_STACK_BYTES = 8192,
 };
 
 /*
@@ -72,7 +74,9 @@ enum rprof_counter {
 	 * return to user space (no room for it, or task_work refused); kept without it.
 	 */
 	RPROF_CNT_DEFER_FAILED = 17,
-	RPROF_CNT_MAX = 18,
+	/* mutex: a recorded lock wait did not fit the ring buffer to user space. */
+	RPROF_CNT_LOCK_WAITS_LOST = 18,
+	RPROF_CNT_MAX = 19,
 };
 
 /* A stack as bpf_get_stack returns it: nr frames, innermost first, zero-padded. */
@@ -187,5 +191,30 @@ enum created_kind {
 	CREATED_THREAD = 0,
 	CREATED_PROCESS = 1,
 };
+
+/*
+ * mutex: one recorded futex wait, sent to user space with the waiter's
+ * registers and the top of its stack, which user space unwinds with the
+ * binaries' CFI (libc has no frame pointers, and the lock's caller sits
+ * below libc's frames). stack holds stack_len bytes from sp.
+ */
+struct lock_wait {
+	__u32 pid;
+	__u32 tid;
+	/* The futex word and operation (FUTEX_WAIT, FUTEX_LOCK_PI, ...). */
+	__u64 uaddr;
+	__u32 op;
+	__u32 stack_len;
+	/* What this sample stands for once sampling is undone. */
+	__u64 waits;
+	__u64 delay_ns;
+	/* User registers at the return from the wait; lr is arm64's link register. */
+	__u64 ip;
+	__u64 sp;
+	__u64 fp;
+	__u64 lr;
+	__u8 stack[RPROF_LOCK_STACK_BYTES];
+};
+_Static_assert(sizeof(struct lock_wait) == 72 + RPROF_LOCK_STACK_BYTES, "lock_wait size");
 
 #endif /* __RPROF_H__ */

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::bpf::shared::created_kind;
 use crate::kind::ProfileKind;
+use crate::lock_mechanism;
 use crate::pprof::proto::Profile;
 use crate::pprof::{LabelValue, MappingInfo, ProfileBuilder};
 use crate::procs::{MappedFile, ProcessTable};
@@ -148,9 +149,21 @@ pub fn build_profile(
     }
 
     let kernel_mapping = kernel_mapping(raw).map(|m| b.mapping(&m));
+    let mut not_locks = (0i64, 0i64);
     for s in &raw.samples {
+        let mut labels = sample_labels(kind, raw, procs, s);
+        if kind == ProfileKind::Mutex {
+            let mechanism = lock_mechanism::classify(user_function_names(s, procs, &resolved));
+            match mechanism.label() {
+                Some(label) => labels.push(label),
+                None => {
+                    not_locks.0 += s.values.first().copied().unwrap_or(0);
+                    not_locks.1 += s.values.get(1).copied().unwrap_or(0);
+                    continue;
+                }
+            }
+        }
         let mut locations = sample_locations(&mut b, s, procs, &resolved, kernel_mapping);
-        let labels = sample_labels(kind, raw, procs, s);
         if info.thread_roots {
             locations.extend(thread_roots(&mut b, s, &labels));
         }
@@ -162,6 +175,12 @@ pub fn build_profile(
     }
     for c in &info.comments {
         b.comment(c);
+    }
+    if kind == ProfileKind::Mutex && not_locks.0 > 0 {
+        b.comment(&format!(
+            "left out: {} futex waits ({} ns) under condition variables, semaphores, joins or barriers, which wait for an event, not a lock",
+            not_locks.0, not_locks.1
+        ));
     }
     b.time(info.start_unix_nanos, info.duration_nanos);
     b.build()
@@ -258,6 +277,27 @@ fn sample_locations(
     ids
 }
 
+/// The function names of a sample's user frames, innermost first, inlined callees before
+/// the functions they were inlined into.
+fn user_function_names<'r>(
+    s: &RawSample,
+    procs: &ProcessTable,
+    resolved: &'r Resolved,
+) -> Vec<&'r str> {
+    let info = procs.get(s.pid);
+    let mut names = Vec::new();
+    for (i, &addr) in s.user.iter().enumerate() {
+        let a = lookup_addr(i, addr);
+        let Some(m) = info.and_then(|p| p.mapping_of(a)) else {
+            continue;
+        };
+        if let Some(frames) = resolved.user.get(&(file_id(&m.file), m.file_offset_of(a))) {
+            names.extend(frames.iter().map(|f| f.name.as_str()));
+        }
+    }
+    names
+}
+
 /// How many innermost kernel frames of a tracepoint's stack are the tracing machinery (the
 /// BPF program, the tracepoint's iterator) or the scheduler's own functions, which say
 /// nothing about why the thread left the CPU.
@@ -326,7 +366,8 @@ fn kind_label(kind: ProfileKind, extra: u32) -> Option<(&'static str, LabelValue
                 unit: Some("bytes"),
             },
         )),
-        ProfileKind::Cpu | ProfileKind::Wall => None,
+        // mutex's label comes from the symbols (see lock_mechanism).
+        ProfileKind::Cpu | ProfileKind::Wall | ProfileKind::Mutex => None,
     }
 }
 

@@ -19,6 +19,9 @@ pub enum ProfileKind {
     /// Heap allocations (sampled by bytes) and what is still in use at the end, through
     /// uprobes on the allocator.
     Alloc,
+    /// Lock contention: time spent waiting for contended pthread mutexes, rwlocks and
+    /// futex locks, by the waiter's stack.
+    Mutex,
 }
 
 /// A kind's value columns and period type.
@@ -36,6 +39,7 @@ const CPU: &[SampleType] = &[st("samples", "count"), st("cpu", "nanoseconds")];
 const OFF_CPU: &[SampleType] = &[st("switches", "count"), st("off_cpu", "nanoseconds")];
 const WALL: &[SampleType] = &[st("samples", "count"), st("wall", "nanoseconds")];
 const THREADCREATE: &[SampleType] = &[st("threadcreate", "count")];
+const MUTEX: &[SampleType] = &[st("contentions", "count"), st("delay", "nanoseconds")];
 const ALLOC: &[SampleType] = &[
     st("alloc_objects", "count"),
     st("alloc_space", "bytes"),
@@ -52,6 +56,7 @@ impl ProfileKind {
             Self::Wall => "wall",
             Self::ThreadCreate => "threadcreate",
             Self::Alloc => "alloc",
+            Self::Mutex => "mutex",
         }
     }
 
@@ -77,6 +82,10 @@ impl ProfileKind {
                 sample_types: ALLOC,
                 period_type: st("space", "bytes"),
             },
+            Self::Mutex => KindColumns {
+                sample_types: MUTEX,
+                period_type: st("contentions", "count"),
+            },
         }
     }
 
@@ -85,7 +94,7 @@ impl ProfileKind {
     pub fn period(self, frequency: u64, alloc_sample_bytes: u64) -> i64 {
         match self {
             Self::Cpu | Self::Wall => 1_000_000_000 / frequency.max(1) as i64,
-            Self::OffCpu | Self::ThreadCreate => 1,
+            Self::OffCpu | Self::ThreadCreate | Self::Mutex => 1,
             Self::Alloc => alloc_sample_bytes as i64,
         }
     }

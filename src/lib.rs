@@ -10,6 +10,7 @@ pub mod bpf;
 pub mod collect;
 pub mod kernel_text;
 pub mod kind;
+pub mod lock_mechanism;
 pub mod output;
 pub mod output_file;
 pub mod perf_event;

@@ -93,6 +93,7 @@ fn print_summary(s: &RecordSummary, format: Format) {
             ProfileKind::OffCpu => "blocks",
             ProfileKind::ThreadCreate => "creations",
             ProfileKind::Alloc => "sampled allocations",
+            ProfileKind::Mutex => "lock waits",
         };
         let mut line = format!(
             "rprof-bpf: {}: {} {events} in {:.2}s",

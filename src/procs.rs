@@ -59,6 +59,11 @@ impl ProcessInfo {
         (addr < m.end).then_some(m)
     }
 
+    /// Every executable mapping, sorted by address.
+    pub fn mappings(&self) -> &[ExecMapping] {
+        &self.mappings
+    }
+
     /// The main executable's first mapping, if known.
     pub fn main_mapping(&self, exe: Option<&str>) -> Option<&ExecMapping> {
         let exe = exe?;

@@ -12,6 +12,7 @@ use crate::bpf::counters::Counters;
 use crate::collect::alloc::AllocCollector;
 use crate::collect::cpu::CpuCollector;
 use crate::collect::events::EventStream;
+use crate::collect::lock::LockCollector;
 use crate::collect::offcpu::OffCpuCollector;
 use crate::collect::threads::ThreadCreateCollector;
 use crate::collect::wall::WallCollector;
@@ -30,7 +31,7 @@ use crate::{bpf::libbpf_log, signals};
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// BPF objects one recording may load: wall needs two, every other kind one.
-const MAX_OBJECTS: usize = 6;
+const MAX_OBJECTS: usize = 7;
 
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
@@ -141,6 +142,7 @@ fn load_collector<'obj>(
             let sites = allocator::allocators_for(target, procs)?;
             Box::new(AllocCollector::load(slot(), cfg, sites)?)
         }
+        ProfileKind::Mutex => Box::new(LockCollector::load(slot(), cfg)?),
     })
 }
 
@@ -224,6 +226,9 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         for event in events.poll(wait) {
             apply_event(&mut procs, event);
         }
+        for c in &mut collectors {
+            c.poll(&mut procs);
+        }
         if let Some(p) = &progress {
             p.update(start.elapsed(), opts.duration, &collectors, target);
         }
@@ -248,6 +253,9 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
     }
     for event in events.poll(Duration::ZERO) {
         apply_event(&mut procs, event);
+    }
+    for c in &mut collectors {
+        c.poll(&mut procs);
     }
     drop(events);
 
@@ -456,6 +464,13 @@ fn comments(opts: &RecordOptions, kind: ProfileKind, counters: &Counters) -> Vec
             ));
         }
         ProfileKind::ThreadCreate => {}
+        ProfileKind::Mutex => {
+            c.push(format!(
+                "block rate: {:?} (shorter lock waits are sampled and weighted)",
+                opts.block_rate
+            ));
+            c.push("lock waits: futex waits of the targets, timed from the system call's entry to its exit; uncontended locks never reach the kernel".into());
+        }
         ProfileKind::Alloc => {
             c.push(match opts.alloc_sample_bytes {
                 0 => "alloc sampling: none, every allocation recorded".to_string(),

@@ -27,12 +27,19 @@ pub mod alloc {
     include!(concat!(env!("OUT_DIR"), "/alloc.skel.rs"));
 }
 
+/// Skeleton of `bpf/lock.bpf.c`: futex waits (lock contention).
+#[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types, unused)]
+pub mod lock {
+    include!(concat!(env!("OUT_DIR"), "/lock.skel.rs"));
+}
+
 /// The structs of `bpf/rprof.h`. Every skeleton generates identical copies from BTF; these
 /// are the CPU skeleton's, used to read any object's shared maps.
 pub mod shared {
     pub use super::cpu::types::{
         block_start, block_state, block_state_filter, created_kind, live_alloc, proc_event,
-        proc_event_kind, rprof_counter, rprof_limit, sample_key, sample_value, stack_trace, thread_names,
+        proc_event_kind, rprof_counter, rprof_limit, sample_key, sample_value, stack_trace,
+        thread_names,
     };
 }
 

@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod bpf_maps;
 pub mod cpu;
 pub mod events;
+pub mod lock;
 pub mod offcpu;
 pub mod threads;
 pub mod wall;
@@ -39,8 +40,8 @@ pub struct CollectConfig {
     pub max_entries: u32,
     /// off-CPU: blocks shorter than this are ignored.
     pub min_block_ns: u64,
-    /// off-CPU: blocks shorter than this are sampled in proportion to their length and
-    /// weighted back; 0 records every block.
+    /// off-CPU and mutex: blocks (lock waits) shorter than this are sampled in proportion to
+    /// their length and weighted back; 0 records every one.
     pub block_sample_ns: u64,
     /// off-CPU: which states to record (`enum block_state_filter` bits).
     pub state_filter: u32,
@@ -55,6 +56,10 @@ pub trait Collector {
     fn attach(&mut self) -> Result<(), CollectError>;
     /// The ring buffers carrying process events.
     fn events_maps(&self) -> Vec<&dyn MapCore>;
+    /// Takes in what arrived through ring buffers, with what is known of the processes (kinds
+    /// whose samples user space finishes, such as unwinding); called while recording and
+    /// once after [`Collector::stop`].
+    fn poll(&mut self, _procs: &mut crate::procs::ProcessTable) {}
     /// Stops recording; what was collected stays readable.
     fn stop(&mut self);
     /// Reads what was collected.

@@ -48,14 +48,26 @@ pub struct Module<'t> {
 /// holds that offset says which virtual address the mapping's first byte has.
 pub fn mapping_bias(elf: &[u8], start: u64, offset: u64) -> Option<u64> {
     let file = object::File::parse(elf).ok()?;
-    let seg = file.segments().find(|s| {
-        let (off, size) = s.file_range();
-        off <= offset && offset < off + size.max(1)
-    })?;
-    let (seg_off, _) = seg.file_range();
-    // vaddr(start) = seg.vaddr + (offset - seg_off)
-    let vaddr = seg.address().wrapping_add(offset - seg_off);
-    Some(start.wrapping_sub(vaddr))
+    segment_bias(&segments(&file), start, offset)
+}
+
+/// (file offset, file size, virtual address) of each segment of an ELF file.
+pub fn segments(file: &object::File) -> Vec<(u64, u64, u64)> {
+    file.segments()
+        .map(|s| {
+            let (off, size) = s.file_range();
+            (off, size, s.address())
+        })
+        .collect()
+}
+
+/// [`mapping_bias`] from a file's [`segments`].
+pub fn segment_bias(segments: &[(u64, u64, u64)], start: u64, offset: u64) -> Option<u64> {
+    let &(seg_off, _, seg_vaddr) = segments
+        .iter()
+        .find(|&&(off, size, _)| off <= offset && offset < off + size.max(1))?;
+    // vaddr(start) = seg_vaddr + (offset - seg_off)
+    Some(start.wrapping_sub(seg_vaddr.wrapping_add(offset - seg_off)))
 }
 
 /// Unwinds up to `max` frames; returns the instruction pointer of each, innermost first

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * Lock contention from the futex system call, for pthread mutexes and
+ * rwlocks and any runtime's own futex locks alike.
+ *
+ * A lock that is free is taken in user space with one atomic instruction and
+ * never reaches the kernel, so it costs nothing here. A contended one waits in
+ * futex(FUTEX_WAIT...) or futex(FUTEX_LOCK_PI...): its entry is timed on the
+ * raw syscall tracepoints, and its exit, in the waiter's own context, records
+ * the wait. Waits shorter than `sample_ns` are sampled by length as off-CPU
+ * blocks are (Go's rule), so totals stay unbiased.
+ *
+ * A recorded wait goes to user space with the waiter's registers and the top
+ * of its stack: the call into the lock sits below libc's frames, which have no
+ * frame pointers, so user space unwinds it with the binaries' CFI. Which lock
+ * it was (pthread mutex, rwlock, a raw futex; condition variables are not
+ * locks) is decided there too, from the functions on the stack.
+ */
+#include "common.bpf.h"
+
+/* Waits shorter than this are sampled in proportion to their length; 0 records all. */
+const volatile u64 sample_ns = 1000000;
+
+#if defined(__TARGET_ARCH_x86)
+#define NR_FUTEX 202
+#elif defined(__TARGET_ARCH_arm64)
+#define NR_FUTEX 98
+#endif
+
+/* Futex operations that wait (include/uapi/linux/futex.h). */
+#define FUTEX_CMD_MASK 0x7f
+#define FUTEX_WAIT 0
+#define FUTEX_LOCK_PI 6
+#define FUTEX_WAIT_BITSET 9
+#define FUTEX_WAIT_REQUEUE_PI 11
+#define FUTEX_LOCK_PI2 13
+
+/* A futex wait in progress, per thread; start_ns == 0 means none. */
+struct futex_wait {
+	u64 start_ns;
+	u64 uaddr;
+	u32 op;
+	u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct futex_wait);
+} waits SEC(".maps");
+
+/* Recorded waits for user space; the size is set from --max-entries. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} lock_waits SEC(".maps");
+
+struct lock_wait _lock_wait_btf = {};
+
+static __always_inline bool is_wait_op(u32 op)
+{
+	switch (op & FUTEX_CMD_MASK) {
+	case FUTEX_WAIT:
+	case FUTEX_WAIT_BITSET:
+	case FUTEX_LOCK_PI:
+	case FUTEX_LOCK_PI2:
+	case FUTEX_WAIT_REQUEUE_PI:
+		return true;
+	default:
+		return false;
+	}
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+	struct task_struct *task;
+	struct futex_wait *w;
+	u32 op;
+
+	if (id != NR_FUTEX || !is_target(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	op = PT_REGS_PARM2(regs);
+	if (!is_wait_op(op))
+		return 0;
+	task = bpf_get_current_task_btf();
+	w = bpf_task_storage_get(&waits, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!w) {
+		count(RPROF_CNT_START_MAP_FULL);
+		return 0;
+	}
+	w->uaddr = PT_REGS_PARM1(regs);
+	w->op = op;
+	w->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/*
+ * Copies the user stack from sp: the rest of sp's page, then the next page if
+ * it is mapped. A read never crosses a page, so it cannot fail half-way on
+ * the unmapped memory past the top of a stack.
+ */
+static __always_inline u32 copy_stack(struct lock_wait *e)
+{
+	u64 first = 4096 - (e->sp & 4095);
+
+	if (bpf_probe_read_user(e->stack, first, (void *)e->sp))
+		return 0;
+	if (first > 4096)
+		return first;
+	if (bpf_probe_read_user(e->stack + first, 4096, (void *)(e->sp + first)))
+		return first;
+	return first + 4096;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 pid = id >> 32, tid = (u32)id;
+	struct task_struct *task;
+	struct futex_wait *w;
+	struct lock_wait *e;
+	u64 began, n, ns;
+
+	if (!is_target(pid))
+		return 0;
+	task = bpf_get_current_task_btf();
+	w = bpf_task_storage_get(&waits, task, 0, 0);
+	if (!w || !w->start_ns)
+		return 0;
+	began = w->start_ns;
+	w->start_ns = 0;
+	if (!length_sampled(bpf_ktime_get_ns() - began, sample_ns, &n, &ns))
+		return 0;
+	count(RPROF_CNT_SAMPLES);
+	e = bpf_ringbuf_reserve(&lock_waits, sizeof(*e), 0);
+	if (!e) {
+		count(RPROF_CNT_LOCK_WAITS_LOST);
+		return 0;
+	}
+	e->pid = pid;
+	e->tid = tid;
+	e->uaddr = w->uaddr;
+	e->op = w->op;
+	e->waits = n;
+	e->delay_ns = ns;
+	e->ip = PT_REGS_IP(regs);
+	e->sp = PT_REGS_SP(regs);
+	e->fp = PT_REGS_FP(regs);
+#if defined(__TARGET_ARCH_arm64)
+	e->lr = PT_REGS_RET(regs);
+#else
+	e->lr = 0;
+#endif
+	e->stack_len = copy_stack(e);
+	remember_thread(task, pid, tid);
+	note_process(pid);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	follow_fork(parent, child);
+	return 0;
+}
