@@ -142,10 +142,10 @@ pub struct RecordArgs {
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub min_block: Duration,
 
-    /// off-CPU and wall: blocks shorter than this are recorded with probability
-    /// duration/RATE and weighted back, as Go's block profile rate does, so totals stay
-    /// unbiased while a busy program's many short blocks cost little. 0 records every
-    /// block. At most 4s.
+    /// off-CPU, wall and mutex: blocks (and lock waits) shorter than this are recorded with
+    /// probability duration/RATE and weighted back, as Go's block profile rate does, so
+    /// totals stay unbiased while a busy program's many short blocks cost little. 0 records
+    /// every one. At most 4s.
     #[arg(long, value_parser = parse_block_rate, default_value = "1ms")]
     pub block_rate: Duration,
 
