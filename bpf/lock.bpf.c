@@ -8,7 +8,10 @@
  * futex(FUTEX_WAIT...) or futex(FUTEX_LOCK_PI...): its entry is timed on the
  * raw syscall tracepoints, and its exit, in the waiter's own context, records
  * the wait. Waits shorter than `sample_ns` are sampled by length as off-CPU
- * blocks are (Go's rule), so totals stay unbiased.
+ * blocks are (Go's rule), so totals stay unbiased. Task iterators open the
+ * waits already in progress at the start (`seed_waits`) and close those still
+ * in progress at the stop (`close_waits`), so a thread stuck on a lock for the
+ * whole window shows.
  *
  * A recorded wait goes to user space with the waiter's registers and the top
  * of its stack: the call into the lock sits below libc's frames, which have no
@@ -58,6 +61,16 @@ struct {
 
 struct lock_wait _lock_wait_btf = {};
 
+/* The system call a task is in, from its saved user registers. */
+static __always_inline long syscall_of(struct pt_regs *regs)
+{
+#if defined(__TARGET_ARCH_x86)
+	return regs->orig_ax;
+#else
+	return regs->syscallno;
+#endif
+}
+
 static __always_inline bool is_wait_op(u32 op)
 {
 	switch (op & FUTEX_CMD_MASK) {
@@ -82,9 +95,14 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	if (id != NR_FUTEX || !is_target(bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	op = PT_REGS_PARM2(regs);
-	if (!is_wait_op(op))
-		return 0;
 	task = bpf_get_current_task_btf();
+	if (!is_wait_op(op)) {
+		/* Not a wait (a wake): its exit must not close a wait left open. */
+		w = bpf_task_storage_get(&waits, task, 0, 0);
+		if (w)
+			w->start_ns = 0;
+		return 0;
+	}
 	w = bpf_task_storage_get(&waits, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!w) {
 		count(RPROF_CNT_START_MAP_FULL);
@@ -96,49 +114,57 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 	return 0;
 }
 
+/* Reads user memory of the current task (own) or, in a sleepable program, of task. */
+static __always_inline long read_user(void *dst, u32 size, u64 addr, struct task_struct *task,
+				      bool own)
+{
+	if (own)
+		return bpf_probe_read_user(dst, size, (void *)addr);
+	return bpf_copy_from_user_task(dst, size, (void *)addr, task, 0);
+}
+
 /*
  * Copies the user stack from sp: the rest of sp's page, then the next page if
  * it is mapped. A read never crosses a page, so it cannot fail half-way on
  * the unmapped memory past the top of a stack.
  */
-static __always_inline u32 copy_stack(struct lock_wait *e)
+static __always_inline u32 copy_stack(struct lock_wait *e, struct task_struct *task, bool own)
 {
 	u64 first = 4096 - (e->sp & 4095);
 
-	if (bpf_probe_read_user(e->stack, first, (void *)e->sp))
+	if (read_user(e->stack, first, e->sp, task, own))
 		return 0;
 	if (first > 4096)
 		return first;
-	if (bpf_probe_read_user(e->stack + first, 4096, (void *)(e->sp + first)))
+	if (read_user(e->stack + first, 4096, e->sp + first, task, own))
 		return first;
 	return first + 4096;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+/*
+ * Ends task's wait, if one is open, and sends it to user space when it is
+ * recorded. regs are the task's user registers; `own` says task is current.
+ */
+static __always_inline void end_wait(struct task_struct *task, struct pt_regs *regs, bool own)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	u32 pid = id >> 32, tid = (u32)id;
-	struct task_struct *task;
-	struct futex_wait *w;
+	u32 pid = task->tgid, tid = task->pid;
+	struct futex_wait *w = bpf_task_storage_get(&waits, task, 0, 0);
 	struct lock_wait *e;
 	u64 began, n, ns;
 
-	if (!is_target(pid))
-		return 0;
-	task = bpf_get_current_task_btf();
-	w = bpf_task_storage_get(&waits, task, 0, 0);
-	if (!w || !w->start_ns)
-		return 0;
-	began = w->start_ns;
-	w->start_ns = 0;
+	if (!w)
+		return;
+	/* Closed once: the stop's iterator and the exit on another CPU can race here. */
+	began = __sync_lock_test_and_set(&w->start_ns, 0);
+	if (!began)
+		return;
 	if (!length_sampled(bpf_ktime_get_ns() - began, sample_ns, &n, &ns))
-		return 0;
+		return;
 	count(RPROF_CNT_SAMPLES);
 	e = bpf_ringbuf_reserve(&lock_waits, sizeof(*e), 0);
 	if (!e) {
 		count(RPROF_CNT_LOCK_WAITS_LOST);
-		return 0;
+		return;
 	}
 	e->pid = pid;
 	e->tid = tid;
@@ -154,10 +180,75 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 #else
 	e->lr = 0;
 #endif
-	e->stack_len = copy_stack(e);
+	e->stack_len = copy_stack(e, task, own);
 	remember_thread(task, pid, tid);
 	note_process(pid);
 	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (syscall_of(regs) != NR_FUTEX || !is_target(bpf_get_current_pid_tgid() >> 32))
+		return 0;
+	end_wait(bpf_get_current_task_btf(), regs, true);
+	return 0;
+}
+
+/* The saved user registers of a target task, or NULL. */
+static __always_inline struct pt_regs *target_user_regs(struct task_struct *task)
+{
+	if (!task || !task->tgid || (task->flags & PF_KTHREAD) || !is_target(task->tgid))
+		return NULL;
+	return (struct pt_regs *)bpf_task_pt_regs(task);
+}
+
+/* Opens a wait for every target thread already waiting on a futex when the recording begins. */
+SEC("iter.s/task")
+int seed_waits(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct pt_regs *regs = target_user_regs(task);
+	struct futex_wait *w;
+	u32 op;
+
+	/* A thread that is running is not waiting; a blocked one in futex is. */
+	if (!regs || !task->__state || syscall_of(regs) != NR_FUTEX)
+		return 0;
+#if defined(__TARGET_ARCH_x86)
+	op = regs->si;
+#else
+	op = regs->regs[1];
+#endif
+	if (!is_wait_op(op))
+		return 0;
+	w = bpf_task_storage_get(&waits, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!w) {
+		count(RPROF_CNT_START_MAP_FULL);
+		return 0;
+	}
+	/* A wait that began since attaching is open already, with its real start. */
+	if (w->start_ns)
+		return 0;
+#if defined(__TARGET_ARCH_x86)
+	w->uaddr = regs->di;
+#else
+	w->uaddr = regs->orig_x0;
+#endif
+	w->op = op;
+	w->start_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* Closes the waits still in progress when the recording stops, up to now. */
+SEC("iter.s/task")
+int close_waits(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct pt_regs *regs = target_user_regs(task);
+
+	if (regs)
+		end_wait(task, regs, false);
 	return 0;
 }
 

@@ -135,6 +135,8 @@ struct pt_regs {
 		};
 	};
 	u64 orig_x0;
+	/* The system call a task is in (little-endian layout). */
+	int syscallno;
 } __attribute__((preserve_access_index));
 typedef struct user_pt_regs bpf_user_pt_regs_t;
 _Static_assert(sizeof(struct user_pt_regs) == 34 * 8, "arm64 user_pt_regs layout");

@@ -12,7 +12,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject, RingBuffer, RingBufferBuilder};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
-use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use super::{attach_error, load_error, task_iter, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::lock::types::lock_wait;
@@ -37,6 +37,8 @@ pub struct LockCollector<'obj> {
     unwinder: UnwindCache,
     /// (contentions, delay in ns) by thread and stack.
     waits: HashMap<WaitKey, (i64, i64)>,
+    /// Why the waits open at the stop could not be closed, if they could not.
+    close_error: Option<CollectError>,
 }
 
 impl<'obj> LockCollector<'obj> {
@@ -77,6 +79,7 @@ impl<'obj> LockCollector<'obj> {
             skel,
             unwinder: UnwindCache::default(),
             waits: HashMap::new(),
+            close_error: None,
         })
     }
 
@@ -139,7 +142,11 @@ impl Collector for LockCollector<'_> {
                 .attach()
                 .map_err(attach_error("tp_btf/sys_enter"))?,
         );
-        Ok(())
+        // Threads already waiting count from now, so a lock held all along still shows.
+        task_iter::run(
+            &self.skel.progs.seed_waits,
+            "some waits in progress count only from when they next wait",
+        )
     }
 
     fn counters(&self) -> Result<Counters, CollectError> {
@@ -159,13 +166,26 @@ impl Collector for LockCollector<'_> {
         }
     }
 
+    /// Detaches, then sends the waits still in progress, up to now; the next poll takes
+    /// them in.
     fn stop(&mut self) {
         self.skel.links.on_sys_enter = None;
         self.skel.links.on_sys_exit = None;
+        self.close_error = task_iter::run(
+            &self.skel.progs.close_waits,
+            "some waits still in progress at the stop are not counted",
+        )
+        .err();
         detach_process_tracking!(self.skel);
     }
 
     fn drain(&self) -> Result<RawProfile, CollectError> {
+        if let Some(e) = &self.close_error {
+            // The profile is still worth writing; the waits left open are just not in it.
+            eprintln!(
+                "rprof-bpf: warning: lock waits still in progress at the stop are not counted: {e}"
+            );
+        }
         let mut raw = common_maps!(self.skel).drain(true, false)?;
         raw.samples = self
             .waits

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod events;
 pub mod lock;
 pub mod offcpu;
+pub mod task_iter;
 pub mod threads;
 pub mod wall;
 

@@ -1,16 +1,13 @@
 //! The off-CPU collector: `bpf/offcpu.bpf.c` on the scheduler's switch tracepoint, with two
 //! task iterators that open the blocks already in progress at the start and close the ones
 //! still in progress at the stop.
-use std::io;
 use std::mem::MaybeUninit;
-use std::sync::mpsc;
-use std::time::Duration;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{Iter, Link, MapCore, OpenObject, ProgramMut};
+use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
-use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
+use super::{attach_error, load_error, task_iter, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::offcpu::{OffcpuSkel, OffcpuSkelBuilder};
@@ -72,46 +69,6 @@ fn kernel_has_task_work() -> bool {
         .unwrap_or(false)
 }
 
-const ITERATOR: &str = "the iter/task program";
-
-fn iterator_error(e: io::Error) -> CollectError {
-    CollectError::Attach {
-        what: ITERATOR,
-        source: e.into(),
-    }
-}
-
-fn start_task_iterator(prog: &ProgramMut) -> Result<(Link, Iter), CollectError> {
-    let link = prog.attach().map_err(attach_error(ITERATOR))?;
-    let iter = Iter::new(&link).map_err(attach_error(ITERATOR))?;
-    Ok((link, iter))
-}
-
-/// How long the start or the stop may wait for an iterator pass. It reads other processes'
-/// stacks, and a page that cannot be read at once (swapped out, userfaultfd, FUSE) makes it
-/// wait.
-const ITERATOR_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Runs a sleepable task iterator on its own thread, so a stack read that blocks cannot hold
-/// up the recording or its end: past the timeout, `late` is printed as a warning and the
-/// threads not reached yet are left out.
-fn run_task_iterator(prog: &ProgramMut, late: &str) -> Result<(), CollectError> {
-    let (link, mut iter) = start_task_iterator(prog)?;
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || {
-        let result = io::copy(&mut iter, &mut io::sink());
-        drop(link);
-        let _ = done.send(result);
-    });
-    match finished.recv_timeout(ITERATOR_TIMEOUT) {
-        Ok(result) => result.map(drop).map_err(iterator_error),
-        Err(_) => {
-            eprintln!("rprof-bpf: warning: reading the stacks of blocked threads took over {ITERATOR_TIMEOUT:?}; {late}");
-            Ok(())
-        }
-    }
-}
-
 impl Collector for OffCpuCollector<'_> {
     fn kind(&self) -> ProfileKind {
         ProfileKind::OffCpu
@@ -128,7 +85,7 @@ impl Collector for OffCpuCollector<'_> {
                 .attach()
                 .map_err(attach_error("tp_btf/sched_switch"))?,
         );
-        run_task_iterator(
+        task_iter::run(
             &self.skel.progs.seed_blocked,
             "some of their blocks count only from when they next run",
         )
@@ -145,7 +102,7 @@ impl Collector for OffCpuCollector<'_> {
     /// Detaches, then counts the threads still blocked up to now.
     fn stop(&mut self) {
         self.skel.links.on_switch = None;
-        self.close_error = run_task_iterator(
+        self.close_error = task_iter::run(
             &self.skel.progs.close_blocked,
             "some of the blocks still open at the stop are not counted",
         )
