@@ -53,7 +53,7 @@ struct {
 	__type(value, struct futex_wait);
 } waits SEC(".maps");
 
-/* Recorded waits for user space; the size is set from --max-entries. */
+/* Recorded waits for user space: room for ~2000 between two polls (every 50 ms). */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);

@@ -34,7 +34,9 @@ impl<'obj> OffCpuCollector<'obj> {
             ro.min_block_ns = cfg.min_block_ns;
             ro.sample_ns = cfg.block_sample_ns;
             ro.state_filter = cfg.state_filter;
-            ro.defer_stacks = defer_user_stacks();
+            // Deferring pays off when few blocks are recorded; with every block recorded,
+            // a stack read at the switch (~0.3 µs) beats a task_work per block (~10 µs).
+            ro.defer_stacks = cfg.block_sample_ns > 0 && defer_user_stacks();
         }
         size_maps(
             &mut open.maps.counts,
