@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmark of rprof-bpf (a benchmark, not a test). It has two sections, and writes
+# The performance benchmark of rprof-bpf (a benchmark, not a test). It has three sections, and writes
 # their results, with the targets and whether each was met, to BENCHMARKS.md:
 #
 #   cpu     (scripts/bench/cpu.sh) Against one busy 2-thread process (scripts/bench/busy.c), it
@@ -11,17 +11,28 @@
 #             - start to sampling <= 300 ms, stop to file written <= 300 ms
 #             - peak RSS <= 64 MB
 #   offcpu  (scripts/bench/offcpu.sh) Two ping-pong pairs (scripts/bench/pingpong.c), each a process
-#           of two threads bouncing a byte over pipes, each pinned to its own CPU. It measures how
-#           much `rprof-bpf record --type off-cpu -p A --seconds 5` slows the targeted pair A and the
+#           of two threads bouncing a byte over pipes, each pinned to its own CPU, at the issue's
+#           workload of about 100k context switches per second per pair: each thread busy-works
+#           WORK_NS ns per message, calibrated at the start of the section. It measures how much
+#           `rprof-bpf record --type off-cpu -p A --seconds 5` slows the targeted pair A and the
 #           untargeted pair B, against a baseline taken right before, and the same for
 #           `perf record -e sched:sched_switch -g -p A -- sleep 5`, 3 times each, alternating; also
-#           rprof-bpf with --block-rate 0s (every block recorded) and, as the floor, an empty BPF
-#           program on the same hook (scripts/bench/floor.bpf.c, loaded by scripts/bench/floor.c).
-#           Targets: pair A's slowdown <= 5% and <= perf's; pair B's slowdown about 0 (<= 1%).
-#           perf needs tracefs for that event: the section mounts /sys/kernel/tracing when it is
-#           not mounted, and unmounts it again at the end.
+#           rprof-bpf with RPROF_EAGER_STACKS=1 (user stacks read at every switch, as on kernels
+#           without bpf_task_work), with --block-rate 0s (every block recorded) and, as the floor,
+#           an empty BPF program on the same hook (scripts/bench/floor.bpf.c, loaded by
+#           scripts/bench/floor.c). Targets: pair A's slowdown <= 5% and <= perf's; pair B's
+#           slowdown about 0 (<= 1%). Then a stress test, harsher than the issue's workload and
+#           without targets: rprof-bpf and perf the same way with no work, at the maximum rate
+#           (about 4 times as many switches). perf needs tracefs for that event: the section mounts
+#           /sys/kernel/tracing when it is not mounted, and unmounts it again at the end.
+#   uprobes (scripts/bench/uprobes.sh) How much `rprof-bpf record --type alloc` slows a malloc-heavy
+#           program (scripts/bench/allocs.c, at several calls per second) and `--type mutex` a
+#           lock-contention program (scripts/bench/contend.c), against a baseline taken right before,
+#           and the same for bpftrace on the same functions (uprobes on libc's malloc and free;
+#           futex syscall tracepoints), 3 times each, alternating. Target: rprof-bpf's slowdown
+#           <= 1.2 x bpftrace's. It mounts /sys/kernel/tracing for bpftrace like offcpu does for perf.
 #
-#   sudo scripts/bench.sh [all|cpu|offcpu]      (default: all)
+#   sudo scripts/bench.sh [all|cpu|offcpu|uprobes]      (default: all)
 #
 # `all` rewrites BENCHMARKS.md from scratch. A single section replaces only its own part of it and
 # keeps the other section's last results as they were.
@@ -38,16 +49,16 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SECTIONS=(cpu offcpu)
+SECTIONS=(cpu offcpu uprobes)
 RUNS="${BENCH_RUNS:-3}"
 QUIET_PERCENT=10
 QUIET_WAIT="${BENCH_QUIET_WAIT:-120}"
 
-usage() { die "usage: $0 [all|cpu|offcpu]"; }
+usage() { die "usage: $0 [all|cpu|offcpu|uprobes]"; }
 (($# <= 1)) || usage
 case "${1:-all}" in
 all) selected=("${SECTIONS[@]}") ;;
-cpu | offcpu) selected=("$1") ;;
+cpu | offcpu | uprobes) selected=("$1") ;;
 *) usage ;;
 esac
 [[ "$QUIET_WAIT" =~ ^[0-9]+$ ]] || die "BENCH_QUIET_WAIT must be a whole number of seconds"
@@ -192,6 +203,8 @@ EOF
 source scripts/bench/cpu.sh
 # shellcheck source=scripts/bench/offcpu.sh
 source scripts/bench/offcpu.sh
+# shellcheck source=scripts/bench/uprobes.sh
+source scripts/bench/uprobes.sh
 
 for section in "${selected[@]}"; do
     echo "==> section: $section" >&2
@@ -212,11 +225,12 @@ old=""
 # Benchmarks
 
 Written by \`scripts/bench.sh\`; do not edit by hand. Re-run it with \`sudo scripts/bench.sh\`, or
-one section with \`sudo scripts/bench.sh cpu\` or \`sudo scripts/bench.sh offcpu\`.
+one section with \`sudo scripts/bench.sh cpu\`, \`sudo scripts/bench.sh offcpu\` or \`sudo scripts/bench.sh uprobes\`.
 
 - Machine: Linux $(uname -r) ($(uname -m)), $(nproc) CPUs ($cpu_model)
-- Sections: [CPU recording cost](#cpu-recording-cost) and
-  [Off-CPU recording overhead (issue 3)](#off-cpu-recording-overhead-issue-3)
+- Sections: [CPU recording cost](#cpu-recording-cost),
+  [Off-CPU recording overhead (issue 3)](#off-cpu-recording-overhead-issue-3) and
+  [Uprobe and lock recording overhead (issue 4)](#uprobe-and-lock-recording-overhead-issue-4)
 EOF
     for section in "${SECTIONS[@]}"; do
         echo

@@ -12,6 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   libc6-dbg                                              debug info for libc (its .gnu_debuglink),
 #                                                          so libc frames get names and lines
 #   linux-perf                                             `perf`, the peer in scripts/bench.sh
+#   bpftrace                                               the peer of scripts/bench.sh's uprobes
+#                                                          section (alloc and mutex)
 #   golang-go                                              `go tool pprof`, and the Go test workloads
 #   graphviz                                               pprof's graph and flame graph views
 #   bpftool                                                inspecting BPF programs and BTF
@@ -20,6 +22,7 @@ PACKAGES=(
     clang llvm libelf-dev zlib1g-dev pkg-config make gcc
     libc6-dbg
     linux-perf
+    bpftrace
     golang-go
     graphviz
     bpftool

@@ -1,7 +1,14 @@
 /*
  * The off-CPU workload scripts/bench.sh profiles: two threads, "ping" and "pong", pass one byte back
- * and forth over two pipes as fast as they can. Every round trip blocks each thread once, so the pair
- * makes about two context switches per round trip, all of them in pipe reads.
+ * and forth over two pipes. Every round trip blocks each thread once, so the pair makes about two
+ * context switches per round trip, all of them in pipe reads.
+ *
+ * With WORK_NS above 0, each thread works that long after it receives the byte and before it sends
+ * it back: it spins on clock_gettime(CLOCK_MONOTONIC) in busy_work_between_messages, a stand-in for
+ * a program that does something with each message. That sets the pace: pinned to one CPU, a round
+ * trip takes 2 x (WORK_NS + the cost of one pass through write, read and a context switch), so
+ * WORK_NS can be chosen for a given number of context switches per second. With WORK_NS 0 (the
+ * default) the threads pass the byte as fast as they can and the function is never called.
  *
  * It reports its own throughput. Every INTERVAL milliseconds (default 100) the main thread prints
  *
@@ -16,7 +23,15 @@
  *
  *   clang -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -pthread -o pingpong pingpong.c
  *
- * Usage: pingpong [SECONDS [INTERVAL_MS]]    (SECONDS 0 or absent: run until killed)
+ * Usage: pingpong [SECONDS [INTERVAL_MS [WORK_NS]]]
+ *
+ *   SECONDS      how long to run; 0 or absent: until killed
+ *   INTERVAL_MS  how often to print a progress line (default 100)
+ *   WORK_NS      busy work per thread per message received (default 0: none)
+ *
+ * The spin follows the wall clock: when another task takes the CPU from a thread while it spins,
+ * the spin does not last longer, as real work would; only time taken outside the spin slows the
+ * pair down (the off-CPU section of scripts/bench.sh says how much of a pair's time that covers).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +49,7 @@
 static int ping_to_pong[2]; /* ping writes [1], pong reads [0] */
 static int pong_to_ping[2]; /* pong writes [1], ping reads [0] */
 static _Atomic uint64_t round_trips;
+static uint64_t work_ns; /* WORK_NS: set before the threads start, read-only after */
 
 static void fail(const char *what)
 {
@@ -75,14 +91,27 @@ FRAME void receive_byte(int fd)
 	}
 }
 
+/* WORK_NS of CPU work on a received message: spins until the monotonic clock has moved that far. */
+FRAME void busy_work_between_messages(uint64_t work)
+{
+	uint64_t until = ns(CLOCK_MONOTONIC) + work;
+
+	while (ns(CLOCK_MONOTONIC) < until)
+		;
+}
+
+/* Ping serves first; after that each thread works on the byte it got, then passes it on. */
 FRAME void ping_loop(void)
 {
 	uint64_t n = 0;
 
+	send_byte(ping_to_pong[1]);
 	for (;;) {
-		send_byte(ping_to_pong[1]);
 		receive_byte(pong_to_ping[0]);
 		atomic_store_explicit(&round_trips, ++n, memory_order_relaxed);
+		if (work_ns)
+			busy_work_between_messages(work_ns);
+		send_byte(ping_to_pong[1]);
 	}
 }
 
@@ -90,6 +119,8 @@ FRAME void pong_loop(void)
 {
 	for (;;) {
 		receive_byte(ping_to_pong[0]);
+		if (work_ns)
+			busy_work_between_messages(work_ns);
 		send_byte(pong_to_ping[1]);
 	}
 }
@@ -124,12 +155,15 @@ int main(int argc, char **argv)
 {
 	double seconds = argc > 1 ? strtod(argv[1], NULL) : 0;
 	long interval_ms = argc > 2 ? strtol(argv[2], NULL, 10) : 100;
+	long long work = argc > 3 ? strtoll(argv[3], NULL, 10) : 0;
 	uint64_t started, deadline, next;
 
-	if (argc > 3 || seconds < 0 || interval_ms <= 0) {
-		fprintf(stderr, "usage: pingpong [SECONDS [INTERVAL_MS]]\n");
+	/* WORK_NS up to 1 s: more is surely a mistake. */
+	if (argc > 4 || seconds < 0 || interval_ms <= 0 || work < 0 || work > 1000000000) {
+		fprintf(stderr, "usage: pingpong [SECONDS [INTERVAL_MS [WORK_NS]]]\n");
 		return 2;
 	}
+	work_ns = (uint64_t)work;
 	if (pipe(ping_to_pong) != 0 || pipe(pong_to_ping) != 0)
 		fail("pipe");
 
