@@ -240,14 +240,19 @@ int seed_waits(struct bpf_iter__task *ctx)
 	return 0;
 }
 
-/* Closes the waits still in progress when the recording stops, up to now. */
+/*
+ * Closes the waits still in progress when the recording stops, up to now. It
+ * runs while the syscall tracepoints are still attached, so a wait that ends
+ * meanwhile is closed by its exit (once: end_wait claims it), and only a task
+ * still inside futex can have one open.
+ */
 SEC("iter.s/task")
 int close_waits(struct bpf_iter__task *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct pt_regs *regs = target_user_regs(task);
 
-	if (regs)
+	if (regs && syscall_of(regs) == NR_FUTEX)
 		end_wait(task, regs, false);
 	return 0;
 }

@@ -166,16 +166,17 @@ impl Collector for LockCollector<'_> {
         }
     }
 
-    /// Detaches, then sends the waits still in progress, up to now; the next poll takes
-    /// them in.
+    /// Sends the waits still in progress, up to now (the next poll takes them in), then
+    /// detaches. Closing them while the exits are still watched means a wait that ends in
+    /// between is counted once, by whichever comes first, and never left open.
     fn stop(&mut self) {
-        self.skel.links.on_sys_enter = None;
-        self.skel.links.on_sys_exit = None;
         self.close_error = task_iter::run(
             &self.skel.progs.close_waits,
             "some waits still in progress at the stop are not counted",
         )
         .err();
+        self.skel.links.on_sys_enter = None;
+        self.skel.links.on_sys_exit = None;
         detach_process_tracking!(self.skel);
     }
 
