@@ -889,7 +889,9 @@ fn target_exits_mid_recording() {
     let bin = build_c("allocs.c", dir.path(), "allocs");
     let out = dir.join("exits.pb.gz");
     let log = dir.join("rounds.log");
-    let w = Workload::start(&bin, &["loop", "1", log.to_str().unwrap()]);
+    // It runs 3 s: long enough to be attached to even in a slow debug build, shorter than
+    // the 10 s asked for.
+    let w = Workload::start(&bin, &["loop", "3", log.to_str().unwrap()]);
     let pid = w.pid.to_string();
     let rate = RATE.to_string();
     let run = record(
@@ -913,8 +915,8 @@ fn target_exits_mid_recording() {
     let p = decode(&out);
     check_header(&p, RATE);
     assert!(
-        p.profile.duration_nanos < 3_000_000_000 && run.elapsed < Duration::from_secs(9),
-        "the target exited after 1 s, but the window lasted {} ms and the recording {:.2?}\n{}",
+        p.profile.duration_nanos < 4_000_000_000 && run.elapsed < Duration::from_secs(9),
+        "the target exited after 3 s, but the window lasted {} ms and the recording {:.2?}\n{}",
         p.profile.duration_nanos / 1_000_000,
         run.elapsed,
         run.describe()

@@ -80,6 +80,18 @@ fn programs_for<'a>(
     }
 }
 
+/// Whether a process still runs: it is in procfs and not a zombie (whose parent has not
+/// reaped it yet).
+fn process_exists(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let state = stat.rsplit_once(')')?.1.trim_start().chars().next()?;
+            Some(!matches!(state, 'Z' | 'X'))
+        })
+        .unwrap_or(false)
+}
+
 /// Detaches uprobes all at once: each detach waits for the kernel's grace period (~0.1 s
 /// here), one after the other they took seconds, side by side the waits overlap.
 fn detach_all(links: Vec<Link>) {
@@ -114,18 +126,22 @@ impl Collector for AllocCollector<'_> {
                         (_, Some(exit)) => exit,
                         (_, None) => continue,
                     };
-                    let link = prog
-                        .attach_uprobe_with_opts(
-                            *pid,
-                            &allocator.attach_path,
-                            offset as usize,
-                            UprobeOpts {
-                                retprobe,
-                                ..Default::default()
-                            },
-                        )
-                        .map_err(attach_error("an allocator uprobe"))?;
-                    self.links.push(link);
+                    let attached = prog.attach_uprobe_with_opts(
+                        *pid,
+                        &allocator.attach_path,
+                        offset as usize,
+                        UprobeOpts {
+                            retprobe,
+                            ..Default::default()
+                        },
+                    );
+                    match attached {
+                        Ok(link) => self.links.push(link),
+                        // A target that exited while we attached is not an error: the
+                        // recording ends as for any target that exits, with what it has.
+                        Err(_) if *pid > 0 && !process_exists(*pid) => {}
+                        Err(e) => return Err(attach_error("an allocator uprobe")(e)),
+                    }
                 }
             }
         }
