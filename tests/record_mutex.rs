@@ -611,6 +611,21 @@ fn assert_no_problems(problems: &[String], context: &[&str]) {
     );
 }
 
+/// [`assert_no_problems`] with what a launched run shows: the workload's table, the
+/// profile's summary and heaviest stacks, the profile, and the run.
+fn assert_no_problems_in_run(problems: &[String], p: &Decoded, truth: &Truth, run: &RunOutput) {
+    assert_no_problems(
+        problems,
+        &[
+            &truth.table(),
+            &summary(p, truth),
+            &stacks(p, "delay", 10),
+            &p.report(),
+            &run.describe(),
+        ],
+    );
+}
+
 /// `record --type mutex [EXTRA...] -o OUT -- mutex_contend SECONDS GROUPS`: the profile,
 /// the workload's report (its stdout) and the run.
 fn record_launched(
@@ -711,16 +726,7 @@ fn mutex_delay_where_and_how_much() {
         CONTEND_ON_MUTEX,
         (g.wait_ns, g.contended),
     );
-    assert_no_problems(
-        &problems,
-        &[
-            &truth.table(),
-            &summary(&p, &truth),
-            &stacks(&p, "delay", 10),
-            &p.report(),
-            &run.describe(),
-        ],
-    );
+    assert_no_problems_in_run(&problems, &p, &truth, &run);
 }
 
 /// Writers and readers contending on a writer-preferring pthread rwlock: the delay is
@@ -799,16 +805,7 @@ fn rwlock_delay_is_labelled_pthread_rwlock() {
         CONTEND_ON_RWLOCK,
         (g.wait_ns, g.contended),
     );
-    assert_no_problems(
-        &problems,
-        &[
-            &truth.table(),
-            &summary(&p, &truth),
-            &stacks(&p, "delay", 10),
-            &p.report(),
-            &run.describe(),
-        ],
-    );
+    assert_no_problems_in_run(&problems, &p, &truth, &run);
 }
 
 /// The program's own futex lock (FUTEX_WAIT through syscall(2)): labelled `futex`, in
@@ -861,16 +858,7 @@ fn raw_futex_lock_is_labelled_futex_and_estimates_match() {
         CONTEND_ON_RAW_FUTEX,
         (g.futex_ns, g.futex_calls),
     );
-    assert_no_problems(
-        &problems,
-        &[
-            &truth.table(),
-            &summary(&p, &truth),
-            &stacks(&p, "delay", 10),
-            &p.report(),
-            &run.describe(),
-        ],
-    );
+    assert_no_problems_in_run(&problems, &p, &truth, &run);
 }
 
 /// `--block-rate 0s` keeps every wait: each FUTEX_WAIT is one contention, and the delay is
@@ -1028,16 +1016,7 @@ fn condition_variable_and_semaphore_waits_are_left_out() {
             .sum::<f64>(),
         ms(waiters_delay)
     );
-    assert_no_problems(
-        &problems,
-        &[
-            &truth.table(),
-            &summary(&p, &truth),
-            &stacks(&p, "delay", 10),
-            &p.report(),
-            &run.describe(),
-        ],
-    );
+    assert_no_problems_in_run(&problems, &p, &truth, &run);
 }
 
 /// `go tool pprof` reads the profile: it opens on delay (the last sample type), and both
