@@ -19,8 +19,8 @@
  * the kernel has bpf_task_work (6.18+) it is read only for recorded blocks:
  * the switch-in leaves the sample in `deferred`, and a task_work callback
  * walks the stack in the thread's own context just before it returns to user
- * space. Older kernels walk it at every switch-out instead (`defer_stacks`
- * off).
+ * space. Older kernels walk it at every switch-out instead (see
+ * deferring()).
  *
  * Threads already blocked when the recording starts are seeded by a task
  * iterator (`seed_blocked`); those still blocked at the stop are closed by
@@ -34,12 +34,22 @@ const volatile u64 min_block_ns = 0;
 const volatile u64 sample_ns = 1000000;
 /* Which states to record (enum block_state_filter bits). */
 const volatile u32 state_filter = STATE_FILTER_ALL;
-/* Read user stacks at the return to user space, for recorded blocks only (needs bpf_task_work). */
+/* Read user stacks at the return to user space, for recorded blocks only, where the kernel can. */
 const volatile bool defer_stacks = false;
 
 extern int bpf_task_work_schedule_resume_impl(struct task_struct *task, struct bpf_task_work *tw,
 					      void *map__map, bpf_task_work_callback_t callback,
 					      void *aux__prog) __ksym __weak;
+
+/*
+ * Whether user stacks wait for the return to user space: asked for, and the
+ * kernel has bpf_task_work (libbpf resolves the weak kfunc to 0 where it does
+ * not, and the verifier drops the branch that is never taken).
+ */
+static __always_inline bool deferring(void)
+{
+	return defer_stacks && bpf_ksym_exists(bpf_task_work_schedule_resume_impl);
+}
 
 /* Kernel task state bits (include/linux/sched.h). */
 #define TASK_INTERRUPTIBLE 0x0001
@@ -212,7 +222,7 @@ static __always_inline void begin_block(struct task_struct *task, u32 state, boo
 	}
 	if (!reopen && start->start_ns)
 		return;
-	if (defer_stacks) {
+	if (deferring()) {
 		/* Read when the thread returns to user space, if the block is recorded. */
 	} else if (own) {
 		ustack = bpf_map_lookup_elem(&scratch, &zero);
@@ -298,8 +308,7 @@ static __always_inline void defer_block(struct task_struct *task, struct sample_
 	/* One task_work serves every block until it runs. */
 	if (n > 0)
 		return;
-	if (bpf_ksym_exists(bpf_task_work_schedule_resume_impl) &&
-	    !bpf_task_work_schedule_resume_impl(task, &d->tw, &deferred, finish_deferred, NULL))
+	if (!bpf_task_work_schedule_resume_impl(task, &d->tw, &deferred, finish_deferred, NULL))
 		return;
 	count(RPROF_CNT_DEFER_FAILED);
 	flush_deferred(d, RPROF_NO_STACK);
@@ -325,7 +334,7 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 	bool dropped = false;
 	long n;
 
-	if (stop && defer_stacks) {
+	if (stop && deferring()) {
 		d = bpf_map_lookup_elem(&deferred, &tid);
 		if (d && d->n) {
 			if (own_buffers_user_stack(task, d, false, &key.user_stack))
@@ -338,7 +347,7 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 		return;
 	key.pid = start->pid;
 	key.tid = tid;
-	if (!defer_stacks)
+	if (!deferring())
 		key.user_stack = start->user_stack;
 	key.extra = start->state;
 	/* Closed once: the stop's iterator and a switch-in on another CPU can race here. */
@@ -369,11 +378,11 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 		return;
 	remember_thread(task, key.pid, tid);
 	note_process(key.pid);
-	if (defer_stacks && !stop) {
+	if (deferring() && !stop) {
 		defer_block(task, &key, blocks, ns);
 		return;
 	}
-	if (defer_stacks) {
+	if (deferring()) {
 		d = deferred_of(tid);
 		if (!d || !own_buffers_user_stack(task, d, false, &key.user_stack))
 			return;

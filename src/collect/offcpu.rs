@@ -53,22 +53,12 @@ impl<'obj> OffCpuCollector<'obj> {
     }
 }
 
-/// Whether user stacks are read only for recorded blocks, at the thread's return to user
-/// space, which needs the kernel's bpf_task_work (Linux 6.18). `RPROF_EAGER_STACKS=1` reads
-/// them at every switch instead, as older kernels do (tests cover both ways).
+/// Whether to ask for user stacks to be read only for recorded blocks, at the thread's return
+/// to user space; the BPF side does so where the kernel has bpf_task_work (Linux 6.18).
+/// `RPROF_EAGER_STACKS=1` reads them at every switch instead, as older kernels do (tests
+/// cover both ways).
 fn defer_user_stacks() -> bool {
-    if std::env::var_os("RPROF_EAGER_STACKS").is_some_and(|v| v == "1") {
-        return false;
-    }
-    kernel_has_task_work()
-}
-
-/// The kfunc is named in the kernel's BTF string table when the kernel has it.
-fn kernel_has_task_work() -> bool {
-    const NAME: &[u8] = b"\0bpf_task_work_schedule_resume_impl\0";
-    std::fs::read("/sys/kernel/btf/vmlinux")
-        .map(|btf| btf.windows(NAME.len()).any(|w| w == NAME))
-        .unwrap_or(false)
+    std::env::var_os("RPROF_EAGER_STACKS").is_none_or(|v| v != "1")
 }
 
 impl Collector for OffCpuCollector<'_> {
