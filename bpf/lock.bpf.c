@@ -20,6 +20,7 @@
  * locks) is decided there too, from the functions on the stack.
  */
 #include "common.bpf.h"
+#include "stack_copy.bpf.h"
 
 /* Waits shorter than this are sampled in proportion to their length; 0 records all. */
 const volatile u64 sample_ns = 1000000;
@@ -41,9 +42,6 @@ const volatile u64 sample_ns = 1000000;
 /* A futex wait in progress, per thread; start_ns == 0 means none. */
 struct futex_wait {
 	u64 start_ns;
-	u64 uaddr;
-	u32 op;
-	u32 _pad;
 };
 
 struct {
@@ -52,14 +50,6 @@ struct {
 	__type(key, int);
 	__type(value, struct futex_wait);
 } waits SEC(".maps");
-
-/* Recorded waits for user space: room for ~2000 between two polls (every 50 ms). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 * 1024 * 1024);
-} lock_waits SEC(".maps");
-
-struct lock_wait _lock_wait_btf = {};
 
 /* The system call a task is in, from its saved user registers. */
 static __always_inline long syscall_of(struct pt_regs *regs)
@@ -108,37 +98,8 @@ int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 		count(RPROF_CNT_START_MAP_FULL);
 		return 0;
 	}
-	w->uaddr = PT_REGS_PARM1(regs);
-	w->op = op;
 	w->start_ns = bpf_ktime_get_ns();
 	return 0;
-}
-
-/* Reads user memory of the current task (own) or, in a sleepable program, of task. */
-static __always_inline long read_user(void *dst, u32 size, u64 addr, struct task_struct *task,
-				      bool own)
-{
-	if (own)
-		return bpf_probe_read_user(dst, size, (void *)addr);
-	return bpf_copy_from_user_task(dst, size, (void *)addr, task, 0);
-}
-
-/*
- * Copies the user stack from sp: the rest of sp's page, then the next page if
- * it is mapped. A read never crosses a page, so it cannot fail half-way on
- * the unmapped memory past the top of a stack.
- */
-static __always_inline u32 copy_stack(struct lock_wait *e, struct task_struct *task, bool own)
-{
-	u64 first = 4096 - (e->sp & 4095);
-
-	if (read_user(e->stack, first, e->sp, task, own))
-		return 0;
-	if (first > 4096)
-		return first;
-	if (read_user(e->stack + first, 4096, e->sp + first, task, own))
-		return first;
-	return first + 4096;
 }
 
 /*
@@ -149,7 +110,7 @@ static __always_inline void end_wait(struct task_struct *task, struct pt_regs *r
 {
 	u32 pid = task->tgid, tid = task->pid;
 	struct futex_wait *w = bpf_task_storage_get(&waits, task, 0, 0);
-	struct lock_wait *e;
+	struct stack_sample *e;
 	u64 began, n, ns;
 
 	if (!w)
@@ -161,26 +122,11 @@ static __always_inline void end_wait(struct task_struct *task, struct pt_regs *r
 	if (!length_sampled(bpf_ktime_get_ns() - began, sample_ns, &n, &ns))
 		return;
 	count(RPROF_CNT_SAMPLES);
-	e = bpf_ringbuf_reserve(&lock_waits, sizeof(*e), 0);
-	if (!e) {
-		count(RPROF_CNT_LOCK_WAITS_LOST);
+	e = reserve_stack_sample(task, regs, own);
+	if (!e)
 		return;
-	}
-	e->pid = pid;
-	e->tid = tid;
-	e->uaddr = w->uaddr;
-	e->op = w->op;
-	e->waits = n;
-	e->delay_ns = ns;
-	e->ip = PT_REGS_IP(regs);
-	e->sp = PT_REGS_SP(regs);
-	e->fp = PT_REGS_FP(regs);
-#if defined(__TARGET_ARCH_arm64)
-	e->lr = PT_REGS_RET(regs);
-#else
-	e->lr = 0;
-#endif
-	e->stack_len = copy_stack(e, task, own);
+	e->count = n;
+	e->total_ns = ns;
 	remember_thread(task, pid, tid);
 	note_process(pid);
 	bpf_ringbuf_submit(e, 0);
@@ -230,12 +176,6 @@ int seed_waits(struct bpf_iter__task *ctx)
 	/* A wait that began since attaching is open already, with its real start. */
 	if (w->start_ns)
 		return 0;
-#if defined(__TARGET_ARCH_x86)
-	w->uaddr = regs->di;
-#else
-	w->uaddr = regs->orig_x0;
-#endif
-	w->op = op;
 	w->start_ns = bpf_ktime_get_ns();
 	return 0;
 }

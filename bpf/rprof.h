@@ -21,8 +21,12 @@
 enum rprof_limit {
 	RPROF_PID_LIMIT = 4 * 1024 * 1024,
 	RPROF_TARGET_WORDS = RPROF_PID_LIMIT / 64,
-	/* mutex: user stack bytes copied per recorded wait, for unwinding in user space. */
-	RPROF_LOCK_STACK_BYTES = 8192,
+	/*
+	 * Bytes of user stack copied per sample for unwinding in user space: the
+	 * rest of sp's page and up to three more pages (perf's --call-graph dwarf
+	 * copies 8 KiB by default).
+	 */
+	RPROF_STACK_COPY_BYTES = 16384,
 };
 
 /*
@@ -74,9 +78,11 @@ enum rprof_counter {
 	 * return to user space (no room for it, or task_work refused); kept without it.
 	 */
 	RPROF_CNT_DEFER_FAILED = 17,
-	/* mutex: a recorded lock wait did not fit the ring buffer to user space. */
-	RPROF_CNT_LOCK_WAITS_LOST = 18,
-	RPROF_CNT_MAX = 19,
+	/* A sample with a copied user stack did not fit the ring buffer to user space. */
+	RPROF_CNT_STACK_SAMPLES_LOST = 18,
+	/* The copy of a user stack failed at sp; the sample keeps only its IP. */
+	RPROF_CNT_STACK_COPY_FAILED = 19,
+	RPROF_CNT_MAX = 20,
 };
 
 /* A stack as bpf_get_stack returns it: nr frames, innermost first, zero-padded. */
@@ -193,28 +199,30 @@ enum created_kind {
 };
 
 /*
- * mutex: one recorded futex wait, sent to user space with the waiter's
- * registers and the top of its stack, which user space unwinds with the
- * binaries' CFI (libc has no frame pointers, and the lock's caller sits
- * below libc's frames). stack holds stack_len bytes from sp.
+ * A sample whose user stack is copied rather than walked in BPF: the
+ * thread's user registers and the top of its stack, which user space unwinds
+ * with the binaries' CFI (code without frame pointers, such as Debian's libc,
+ * cannot be walked by frame pointers). CPU samples and lock waits use it.
+ * stack holds stack_len bytes from sp.
  */
-struct lock_wait {
+struct stack_sample {
 	__u32 pid;
 	__u32 tid;
-	/* The futex word and operation (FUTEX_WAIT, FUTEX_LOCK_PI, ...). */
-	__u64 uaddr;
-	__u32 op;
+	/* Kind-specific detail, as sample_key.extra. */
+	__u32 extra;
 	__u32 stack_len;
-	/* What this sample stands for once sampling is undone. */
-	__u64 waits;
-	__u64 delay_ns;
-	/* User registers at the return from the wait; lr is arm64's link register. */
+	/* Id of the kernel stack in the `stacks` map, or RPROF_NO_STACK. */
+	__u64 kernel_stack;
+	/* What this sample stands for: as sample_value. */
+	__u64 count;
+	__u64 total_ns;
+	/* User registers; lr is arm64's link register (0 on x86-64). */
 	__u64 ip;
 	__u64 sp;
 	__u64 fp;
 	__u64 lr;
-	__u8 stack[RPROF_LOCK_STACK_BYTES];
+	__u8 stack[RPROF_STACK_COPY_BYTES];
 };
-_Static_assert(sizeof(struct lock_wait) == 72 + RPROF_LOCK_STACK_BYTES, "lock_wait size");
+_Static_assert(sizeof(struct stack_sample) == 72 + RPROF_STACK_COPY_BYTES, "stack_sample size");
 
 #endif /* __RPROF_H__ */

@@ -104,6 +104,15 @@ impl StateArg {
     }
 }
 
+/// How user stacks are unwound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallGraph {
+    /// Copy the top of the stack and unwind it with the binaries' CFI (.eh_frame).
+    Dwarf,
+    /// Walk frame pointers in the kernel.
+    Fp,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
     /// Process ids to profile (repeat, or separate with commas). Covers all their threads,
@@ -177,6 +186,19 @@ pub struct RecordArgs {
     /// No progress line and no summary; errors are still printed.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// cpu: how user stacks are unwound. `dwarf` copies the top 16 KiB of the stack at each
+    /// sample and unwinds it with the binaries' .eh_frame/.debug_frame, so callers show in
+    /// code without frame pointers (distro libraries such as libc, -O2 leaf functions, Rust
+    /// release builds). `fp` walks frame pointers in the kernel: cheaper, but it loses those
+    /// callers. (mutex always uses CFI; the other kinds walk frame pointers.)
+    #[arg(long, value_enum, default_value = "dwarf")]
+    pub call_graph: CallGraph,
+
+    /// Most memory for unwind tables (e.g. 64M, 1G): past it, the tables used longest ago
+    /// are evicted, and a file whose table alone is bigger is unwound by frame pointers.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "512M")]
+    pub max_unwind_memory: usize,
 
     /// Capacity of the in-kernel aggregation map, in distinct (thread, stack) pairs. A full
     /// map drops samples and reports them.
@@ -253,6 +275,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos((value * nanos_per).round() as u64))
 }
 
+/// A size in bytes, with an optional binary unit: K, M, G (or KiB, MiB, GiB).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let bad = || format!("{s:?} is not a size like 64M or 1G");
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: usize = num.parse().map_err(|_| bad())?;
+    let shift = match unit.trim_end_matches("iB").trim_end_matches('B') {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return Err(bad()),
+    };
+    value
+        .checked_mul(1 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(bad)
+}
+
 fn parse_block_rate(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     // The BPF side draws a 32-bit random number scaled to the rate.
@@ -287,6 +328,22 @@ mod tests {
         let r = parse(&["-o", "x.pb.gz", "--", "./app", "--its-args"]).unwrap();
         assert!(matches!(r.target(), Ok(TargetSpec::Command(c)) if c.len() == 2));
         assert_eq!(r.output, PathBuf::from("x.pb.gz"));
+    }
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        let r = parse(&["-a"]).unwrap();
+        assert_eq!(
+            (r.call_graph, r.max_unwind_memory),
+            (CallGraph::Dwarf, 512 << 20)
+        );
     }
 
     #[test]

@@ -217,6 +217,12 @@ impl ProcessTable {
 }
 
 impl MappedFile {
+    /// A file opened by path, outside any process's mappings.
+    #[cfg(test)]
+    pub(crate) fn open(path: &str) -> Option<Self> {
+        Some(Self::new(path.to_string(), File::open(path).ok()?))
+    }
+
     fn new(path: String, handle: File) -> Self {
         let open_path = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
         let build_id = blazesym::helper::read_elf_build_id(&open_path)

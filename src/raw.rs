@@ -35,6 +35,8 @@ pub struct RawProfile {
     pub samples: Vec<RawSample>,
     pub threads: HashMap<u32, ThreadNames>,
     pub counters: Counters,
+    /// Lines for the profile's comments about how it was collected.
+    pub notes: Vec<String>,
 }
 
 impl RawProfile {

@@ -51,6 +51,10 @@ pub struct RecordOptions {
     pub state_filter: u32,
     /// alloc: the mean bytes between sampled allocations.
     pub alloc_sample_bytes: u64,
+    /// cpu: copy user stacks and unwind them with CFI, instead of walking frame pointers.
+    pub copy_stacks: bool,
+    /// Bytes of unwind tables kept at most.
+    pub unwind_memory: usize,
     /// Synthetic process and thread root frames on every sample.
     pub thread_roots: bool,
     /// The command line, for the profiles' comments.
@@ -163,6 +167,8 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         block_sample_ns: opts.block_rate.as_nanos() as u64,
         state_filter: opts.state_filter,
         alloc_sample_bytes: opts.alloc_sample_bytes,
+        copy_stacks: opts.copy_stacks,
+        unwind_memory: opts.unwind_memory,
     };
 
     let mut procs = ProcessTable::default();
@@ -280,7 +286,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64),
             duration_nanos: duration.as_nanos() as i64,
-            comments: comments(opts, kind, &raw.counters),
+            comments: [comments(opts, kind, &raw.counters), raw.notes.clone()].concat(),
             main_pid: target.pids().first().copied().or_else(|| busiest_pid(&raw)),
             thread_roots: opts.thread_roots,
         };

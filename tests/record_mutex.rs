@@ -560,13 +560,13 @@ fn check_per_thread(p: &Decoded, truth: &Truth, group: &str, problems: &mut Vec<
 }
 
 /// The lock waits the profiler lost (its buffer full), from the counters in the profile's
-/// comments (`lock_waits_lost=N`); 0 when no comment has such a counter.
+/// comments (`stack_samples_lost=N`); 0 when no comment has such a counter.
 fn lost_waits(p: &Decoded) -> i64 {
     p.comments()
         .iter()
         .flat_map(|c| c.split_whitespace())
         .filter_map(|w| w.split_once('='))
-        .filter(|(k, _)| k.contains("lock") && k.contains("lost"))
+        .filter(|(k, _)| *k == "stack_samples_lost")
         .filter_map(|(_, v)| v.trim_end_matches(',').parse::<i64>().ok())
         .sum()
 }

@@ -28,7 +28,8 @@ const NAMES: [(C, &str); C::RPROF_CNT_MAX.0 as usize] = [
     (C::RPROF_CNT_LIVE_MAP_FULL, "live_map_full"),
     (C::RPROF_CNT_PENDING_MAP_FULL, "pending_map_full"),
     (C::RPROF_CNT_DEFER_FAILED, "deferred_stack_failed"),
-    (C::RPROF_CNT_LOCK_WAITS_LOST, "lock_waits_lost"),
+    (C::RPROF_CNT_STACK_SAMPLES_LOST, "stack_samples_lost"),
+    (C::RPROF_CNT_STACK_COPY_FAILED, "stack_copy_failed"),
 ];
 
 /// Counter values, summed over CPUs.

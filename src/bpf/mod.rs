@@ -38,8 +38,8 @@ pub mod lock {
 pub mod shared {
     pub use super::cpu::types::{
         block_start, block_state, block_state_filter, created_kind, live_alloc, proc_event,
-        proc_event_kind, rprof_counter, rprof_limit, sample_key, sample_value, stack_trace,
-        thread_names,
+        proc_event_kind, rprof_counter, rprof_limit, sample_key, sample_value, stack_sample,
+        stack_trace, thread_names,
     };
 }
 

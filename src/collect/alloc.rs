@@ -202,6 +202,7 @@ impl Collector for AllocCollector<'_> {
             samples,
             threads: maps.threads()?,
             counters: maps.counters()?,
+            notes: Vec::new(),
         })
     }
 }

@@ -231,6 +231,7 @@ impl CommonMaps<'_> {
             samples,
             threads: self.threads()?,
             counters: self.counters()?,
+            notes: Vec::new(),
         })
     }
 }
@@ -242,7 +243,7 @@ pub struct StackCache {
 }
 
 impl StackCache {
-    fn get(&mut self, map: &dyn MapCore, id: u64) -> Result<Vec<u64>, CollectError> {
+    pub fn get(&mut self, map: &dyn MapCore, id: u64) -> Result<Vec<u64>, CollectError> {
         if id == 0 {
             return Ok(Vec::new());
         }

@@ -6,18 +6,28 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
+use super::stack_samples::StackSamples;
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::cpu::{CpuSkel, CpuSkelBuilder};
 use crate::bpf::libbpf_log;
 use crate::kind::ProfileKind;
 use crate::perf_event;
+use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
+/// Seconds of samples the ring buffer holds if user space falls behind (it reads every
+/// 50 ms).
+const RING_SECONDS: f64 = 0.25;
+
 pub struct CpuCollector<'obj> {
+    /// With copied stacks; declared first so it is dropped before the object it reads.
+    copied: Option<StackSamples>,
     skel: CpuSkel<'obj>,
     frequency: u64,
     perf_links: Vec<Link>,
+    /// The next poll is the last: it waits for every stack to be unwound.
+    stopped: bool,
 }
 
 impl<'obj> CpuCollector<'obj> {
@@ -32,7 +42,13 @@ impl<'obj> CpuCollector<'obj> {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
+            ro.copy_stacks = cfg.copy_stacks;
         }
+        let cpus = perf_event::online_cpus()?.len();
+        open.maps
+            .stack_samples
+            .set_max_entries(ring_bytes(cfg.copy_stacks, cfg.frequency, cpus))
+            .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
             &mut open.maps.stacks,
@@ -41,10 +57,16 @@ impl<'obj> CpuCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
+        let copied = cfg
+            .copy_stacks
+            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
+            .transpose()?;
         Ok(Self {
+            copied,
             skel,
             frequency: cfg.frequency,
             perf_links: Vec::new(),
+            stopped: false,
         })
     }
 }
@@ -80,12 +102,51 @@ impl Collector for CpuCollector<'_> {
         vec![&self.skel.maps.events]
     }
 
+    fn poll(&mut self, procs: &mut ProcessTable) {
+        if let Some(c) = &mut self.copied {
+            c.poll(procs, self.stopped);
+        }
+    }
+
     fn stop(&mut self) {
+        self.stopped = true;
         self.perf_links.clear();
         detach_process_tracking!(self.skel);
     }
 
+    /// Kernel threads' samples are aggregated in the kernel even with copied stacks.
     fn drain(&self) -> Result<RawProfile, CollectError> {
-        common_maps!(self.skel).drain(true, false)
+        let maps = common_maps!(self.skel);
+        let mut raw = maps.drain(true, false)?;
+        if let Some(c) = &self.copied {
+            raw.samples.extend(c.samples(&maps)?);
+            raw.notes = c.notes();
+        }
+        Ok(raw)
+    }
+}
+
+/// The ring buffer's size: [`RING_SECONDS`] of samples at the sampling rate on every CPU, a
+/// power of two as the kernel requires, at least 1 MiB; one page when it is not used.
+fn ring_bytes(copy_stacks: bool, frequency: u64, cpus: usize) -> u32 {
+    if !copy_stacks {
+        return 4096;
+    }
+    let sample = std::mem::size_of::<crate::bpf::shared::stack_sample>() as f64 + 8.0;
+    let want = (sample * frequency as f64 * cpus as f64 * RING_SECONDS) as u64;
+    want.clamp(1 << 20, 1 << 30).next_power_of_two() as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ring_bytes;
+
+    #[test]
+    fn ring_holds_a_quarter_second_of_samples() {
+        assert_eq!(ring_bytes(false, 999, 64), 4096);
+        assert_eq!(ring_bytes(true, 99, 2), 1 << 20);
+        // 999 Hz on 2 CPUs: ~8.2 MB for a quarter second.
+        assert_eq!(ring_bytes(true, 999, 2), 8 << 20);
+        assert_eq!(ring_bytes(true, 999, 1024), 1 << 30);
     }
 }

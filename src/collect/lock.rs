@@ -1,44 +1,30 @@
 //! The lock-contention collector: `bpf/lock.bpf.c` times futex waits on the raw syscall
 //! tracepoints and sends each recorded one with the waiter's registers and the top of its
-//! stack. Those are unwound here, while recording, with the CFI of the files the process
-//! maps (the lock's caller sits below libc's frames, which have no frame pointers), and
-//! aggregated by thread and stack.
-use std::cell::RefCell;
-use std::collections::HashMap;
+//! stack ([`StackSamples`]): the lock's caller sits below libc's frames, which have no
+//! frame pointers.
 use std::mem::MaybeUninit;
-use std::rc::Rc;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{MapCore, OpenObject, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
+use super::stack_samples::StackSamples;
 use super::{attach_error, load_error, task_iter, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
-use crate::bpf::lock::types::lock_wait;
 use crate::bpf::lock::{LockSkel, LockSkelBuilder};
 use crate::kind::ProfileKind;
 use crate::procs::ProcessTable;
-use crate::raw::{RawProfile, RawSample};
-use crate::unwind::process::UnwindCache;
-use crate::unwind::replay::{Regs, StackCopy};
-
-/// Frames kept per stack, as for the stacks BPF walks.
-const MAX_FRAMES: usize = 127;
-
-/// (pid, tid, user frames): what recorded waits are summed by.
-type WaitKey = (u32, u32, Vec<u64>);
+use crate::raw::RawProfile;
 
 pub struct LockCollector<'obj> {
     /// Declared first so it is dropped before the object whose map it reads.
-    ring: RingBuffer<'static>,
-    received: Rc<RefCell<Vec<Vec<u8>>>>,
+    waits: StackSamples,
     skel: LockSkel<'obj>,
-    unwinder: UnwindCache,
-    /// (contentions, delay in ns) by thread and stack.
-    waits: HashMap<WaitKey, (i64, i64)>,
     /// Why the waits open at the stop could not be closed, if they could not.
     close_error: Option<CollectError>,
+    /// The next poll is the last: it waits for every stack to be unwound.
+    stopped: bool,
 }
 
 impl<'obj> LockCollector<'obj> {
@@ -63,61 +49,12 @@ impl<'obj> LockCollector<'obj> {
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
 
-        let received = Rc::new(RefCell::new(Vec::new()));
-        let sink = received.clone();
-        let mut builder = RingBufferBuilder::new();
-        builder
-            .add(&skel.maps.lock_waits, move |data: &[u8]| {
-                sink.borrow_mut().push(data.to_vec());
-                0
-            })
-            .map_err(map_error)?;
-        let ring = builder.build().map_err(map_error)?;
         Ok(Self {
-            ring,
-            received,
+            waits: StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory)?,
             skel,
-            unwinder: UnwindCache::default(),
-            waits: HashMap::new(),
             close_error: None,
+            stopped: false,
         })
-    }
-
-    /// Unwinds one recorded wait and adds it to its thread and stack.
-    fn add(&mut self, data: &[u8], procs: &mut ProcessTable) {
-        if data.len() < std::mem::size_of::<lock_wait>() {
-            return;
-        }
-        let w: lock_wait = crate::bpf::from_bytes(data);
-        // Normally read on the process's first event already; this covers a lost event.
-        if !procs.contains(w.pid) {
-            let _ = procs.snapshot(w.pid, false);
-        }
-        let regs = Regs {
-            ip: w.ip,
-            sp: w.sp,
-            fp: w.fp,
-            lr: w.lr,
-        };
-        let len = (w.stack_len as usize).min(w.stack.len());
-        let stack = StackCopy {
-            base: w.sp,
-            bytes: w.stack[..len].to_vec(),
-        };
-        let frames = match procs.get(w.pid) {
-            Some(info) => self.unwinder.unwind(info, regs, &stack, MAX_FRAMES),
-            None => vec![w.ip],
-        };
-        let entry = self.waits.entry((w.pid, w.tid, frames)).or_default();
-        entry.0 = entry.0.saturating_add(w.waits as i64);
-        entry.1 = entry.1.saturating_add(w.delay_ns as i64);
-    }
-}
-
-fn map_error(source: libbpf_rs::Error) -> CollectError {
-    CollectError::Map {
-        map: "lock_waits",
-        source,
     }
 }
 
@@ -158,18 +95,14 @@ impl Collector for LockCollector<'_> {
     }
 
     fn poll(&mut self, procs: &mut ProcessTable) {
-        // Errors here are interrupted reads; what is left is read on the next call.
-        let _ = self.ring.consume();
-        let received = std::mem::take(&mut *self.received.borrow_mut());
-        for data in received {
-            self.add(&data, procs);
-        }
+        self.waits.poll(procs, self.stopped);
     }
 
     /// Sends the waits still in progress, up to now (the next poll takes them in), then
     /// detaches. Closing them while the exits are still watched means a wait that ends in
     /// between is counted once, by whichever comes first, and never left open.
     fn stop(&mut self) {
+        self.stopped = true;
         self.close_error = task_iter::run(
             &self.skel.progs.close_waits,
             "some waits still in progress at the stop are not counted",
@@ -187,20 +120,10 @@ impl Collector for LockCollector<'_> {
                 "rprof-bpf: warning: lock waits still in progress at the stop are not counted: {e}"
             );
         }
-        let mut raw = common_maps!(self.skel).drain(true, false)?;
-        raw.samples = self
-            .waits
-            .iter()
-            .map(|((pid, tid, frames), &(count, ns))| RawSample {
-                pid: *pid,
-                tid: *tid,
-                user: frames.clone(),
-                kernel: Vec::new(),
-                extra: 0,
-                values: vec![count, ns],
-                from_tracepoint: false,
-            })
-            .collect();
+        let maps = common_maps!(self.skel);
+        let mut raw = maps.drain(true, false)?;
+        raw.samples = self.waits.samples(&maps)?;
+        raw.notes = self.waits.notes();
         Ok(raw)
     }
 }

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod events;
 pub mod lock;
 pub mod offcpu;
+pub mod stack_samples;
 pub mod task_iter;
 pub mod threads;
 pub mod wall;
@@ -48,6 +49,11 @@ pub struct CollectConfig {
     pub state_filter: u32,
     /// alloc: the mean bytes between sampled allocations.
     pub alloc_sample_bytes: u64,
+    /// cpu: copy user stacks for unwinding with CFI in user space, instead of walking frame
+    /// pointers in BPF.
+    pub copy_stacks: bool,
+    /// Bytes of unwind tables kept for stacks unwound in user space.
+    pub unwind_memory: usize,
 }
 
 /// A loaded collector of one profile kind.

@@ -4,7 +4,7 @@
 //! table covers an address, it falls back to one frame-pointer step.
 use object::{Object, ObjectSegment};
 
-use super::table::{Cfa, Saved, UnwindTable};
+use super::table::{Cfa, Saved, UnwindRow, UnwindTable};
 
 /// The registers an unwind starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -73,16 +73,32 @@ pub fn segment_bias(segments: &[(u64, u64, u64)], start: u64, offset: u64) -> Op
 /// Unwinds up to `max` frames; returns the instruction pointer of each, innermost first
 /// (callers as return addresses, as the kernel reports them).
 pub fn unwind(modules: &[Module], regs: Regs, mem: &impl StackMemory, max: usize) -> Vec<u64> {
+    unwind_with(
+        |addr| {
+            let m = modules.iter().find(|m| m.start <= addr && addr < m.end)?;
+            m.table.lookup(addr.wrapping_sub(m.bias)).copied()
+        },
+        regs,
+        mem,
+        max,
+    )
+}
+
+/// [`unwind`] with the rows found by `row_at` (a process address in, the row covering it
+/// out), so tables can be found, or built, only for the code a stack passes through.
+pub fn unwind_with(
+    mut row_at: impl FnMut(u64) -> Option<UnwindRow>,
+    regs: Regs,
+    mem: &impl StackMemory,
+    max: usize,
+) -> Vec<u64> {
     let mut frames = Vec::new();
     let mut r = regs;
     while frames.len() < max && r.ip != 0 {
         frames.push(r.ip);
         // Callers' addresses are return addresses: look up the call instruction before them.
         let lookup = if frames.len() == 1 { r.ip } else { r.ip - 1 };
-        let row = modules
-            .iter()
-            .find(|m| m.start <= lookup && lookup < m.end)
-            .and_then(|m| m.table.lookup(lookup.wrapping_sub(m.bias)));
+        let row = row_at(lookup);
         let next = match row {
             Some(row) if row.cfa != Cfa::Unsupported => {
                 let cfa = match row.cfa {

@@ -104,12 +104,15 @@ impl UnwindTable {
         let mut rows = Vec::new();
         if let Some(section) = file.section_by_name(".eh_frame") {
             let bases = bases.clone().set_eh_frame(section.address());
-            let mut eh = EhFrame::new(section.data()?, LittleEndian);
+            let data = section.uncompressed_data()?;
+            let mut eh = EhFrame::new(&data, LittleEndian);
             eh.set_address_size(8);
             collect_rows(&eh, &bases, arch, &mut rows)?;
         }
         if let Some(section) = file.section_by_name(".debug_frame") {
-            let mut df = DebugFrame::new(section.data()?, LittleEndian);
+            // Go and some toolchains compress their DWARF sections.
+            let data = section.uncompressed_data()?;
+            let mut df = DebugFrame::new(&data, LittleEndian);
             df.set_address_size(8);
             collect_rows(&df, &bases, arch, &mut rows)?;
         }

@@ -1,0 +1,196 @@
+//! Samples whose user stack BPF copied instead of walking (`bpf/stack_copy.bpf.h`): they
+//! arrive through a ring buffer with the thread's registers and the top of its stack, are
+//! unwound here while recording with the CFI of the files the process maps, and summed by
+//! thread and stack, as the kernel sums the samples it walks itself.
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use libbpf_rs::{MapCore, RingBuffer, RingBufferBuilder};
+
+use super::bpf_maps::{CommonMaps, StackCache};
+use super::CollectError;
+use crate::bpf::shared::stack_sample;
+use crate::procs::ProcessTable;
+use crate::raw::RawSample;
+use crate::unwind::process::{UnwindCache, UnwindStats};
+use crate::unwind::replay::{Regs, StackCopy};
+
+/// Frames kept per stack, as for the stacks BPF walks.
+const MAX_FRAMES: usize = 127;
+
+/// Bytes before the stack copy in a `stack_sample`.
+const HEADER: usize = std::mem::offset_of!(stack_sample, stack);
+
+/// What samples are summed by: thread, user frames, kernel stack id, kind's detail.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    pid: u32,
+    tid: u32,
+    user: Vec<u64>,
+    kernel_stack: u64,
+    extra: u32,
+}
+
+pub struct StackSamples {
+    /// Declared first so it is dropped before anything its callback touches.
+    ring: RingBuffer<'static>,
+    received: Rc<RefCell<Vec<Vec<u8>>>>,
+    /// Samples waiting for a table being built.
+    waiting: Vec<Vec<u8>>,
+    unwinder: UnwindCache,
+    /// (count, total ns) by key.
+    totals: HashMap<Key, (i64, i64)>,
+}
+
+impl StackSamples {
+    /// Reads the `stack_samples` ring buffer `map`, keeping at most `table_limit` bytes of
+    /// unwind tables.
+    pub fn new(map: &dyn MapCore, table_limit: usize) -> Result<Self, CollectError> {
+        let received = Rc::new(RefCell::new(Vec::new()));
+        let sink = received.clone();
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(map, move |data: &[u8]| {
+                // Only the bytes of the stack that were copied.
+                let at = std::mem::offset_of!(stack_sample, stack_len);
+                let used = data.get(at..at + 4).map_or(0, |b| {
+                    u32::from_ne_bytes(b.try_into().unwrap_or_default()) as usize
+                });
+                let end = HEADER.saturating_add(used).min(data.len());
+                sink.borrow_mut().push(data[..end].to_vec());
+                0
+            })
+            .map_err(ring_error)?;
+        Ok(Self {
+            ring: builder.build().map_err(ring_error)?,
+            received,
+            waiting: Vec::new(),
+            unwinder: UnwindCache::new(table_limit),
+            totals: HashMap::new(),
+        })
+    }
+
+    /// Unwinds and sums what has arrived. Samples that need a table still being built wait
+    /// for a later call; with `last`, this waits for the tables and unwinds everything.
+    pub fn poll(&mut self, procs: &mut ProcessTable, last: bool) {
+        // Errors here are interrupted reads; what is left is read on the next call.
+        let _ = self.ring.consume();
+        self.unwinder.receive(false);
+        self.unwind_queued(procs, true);
+        if !last {
+            return;
+        }
+        // Stacks unwound further ask for more tables: a few rounds, then what is left (only
+        // when one stack's files do not fit the memory limit together) without them.
+        for _ in 0..8 {
+            if self.waiting.is_empty() {
+                return;
+            }
+            self.unwinder.receive(true);
+            self.unwind_queued(procs, true);
+        }
+        self.unwind_queued(procs, false);
+    }
+
+    fn unwind_queued(&mut self, procs: &mut ProcessTable, wait: bool) {
+        let mut todo = std::mem::take(&mut self.waiting);
+        todo.append(&mut self.received.borrow_mut());
+        for data in todo {
+            if !self.add(&data, procs, wait) {
+                self.waiting.push(data);
+            }
+        }
+    }
+
+    /// Unwinds one sample and adds it; false when it waits for a table being built.
+    fn add(&mut self, data: &[u8], procs: &mut ProcessTable, wait: bool) -> bool {
+        if data.len() < HEADER {
+            return true;
+        }
+        let mut head = [0u8; std::mem::size_of::<stack_sample>()];
+        head[..HEADER].copy_from_slice(&data[..HEADER]);
+        let s: stack_sample = crate::bpf::from_bytes(&head);
+        // Normally read on the process's first event already; this covers a lost event.
+        if !procs.contains(s.pid) {
+            let _ = procs.snapshot(s.pid, false);
+        }
+        let regs = Regs {
+            ip: s.ip,
+            sp: s.sp,
+            fp: s.fp,
+            lr: s.lr,
+        };
+        let stack = StackCopy {
+            base: s.sp,
+            bytes: data[HEADER..].to_vec(),
+        };
+        let user = match procs.get(s.pid) {
+            Some(info) => match self.unwinder.unwind(info, regs, &stack, MAX_FRAMES, wait) {
+                Some(frames) => frames,
+                None => return false,
+            },
+            None => vec![s.ip],
+        };
+        let key = Key {
+            pid: s.pid,
+            tid: s.tid,
+            user,
+            kernel_stack: s.kernel_stack,
+            extra: s.extra,
+        };
+        let entry = self.totals.entry(key).or_default();
+        entry.0 = entry.0.saturating_add(s.count as i64);
+        entry.1 = entry.1.saturating_add(s.total_ns as i64);
+        true
+    }
+
+    /// The summed samples, values `[count, total ns]`, kernel stacks read from `maps`.
+    pub fn samples(&self, maps: &CommonMaps) -> Result<Vec<RawSample>, CollectError> {
+        let mut cache = StackCache::default();
+        self.totals
+            .iter()
+            .map(|(k, &(count, ns))| {
+                Ok(RawSample {
+                    pid: k.pid,
+                    tid: k.tid,
+                    user: k.user.clone(),
+                    kernel: cache.get(maps.stacks, k.kernel_stack)?,
+                    extra: k.extra,
+                    values: vec![count, ns],
+                    from_tracepoint: false,
+                })
+            })
+            .collect()
+    }
+
+    /// What the unwinder's table cache did, as lines for the profile's comments.
+    pub fn notes(&self) -> Vec<String> {
+        let UnwindStats {
+            built,
+            build_time,
+            peak_bytes,
+            evicted,
+            too_big,
+        } = self.unwinder.stats();
+        let mut notes = vec![format!(
+            "unwind tables: {built} built in {:.0} ms, peak {:.1} MiB (limit {:.0} MiB), {evicted} evicted",
+            build_time.as_secs_f64() * 1e3,
+            *peak_bytes as f64 / (1 << 20) as f64,
+            self.unwinder.limit() as f64 / (1 << 20) as f64,
+        )];
+        if *too_big > 0 {
+            notes.push(format!(
+                "unwind tables: {too_big} files over --max-unwind-memory were unwound by frame pointers only"
+            ));
+        }
+        notes
+    }
+}
+
+fn ring_error(source: libbpf_rs::Error) -> CollectError {
+    CollectError::Map {
+        map: "stack_samples",
+        source,
+    }
+}
