@@ -342,7 +342,10 @@ mod tests {
         assert_eq!(cache.stats.built, 1, "the second use is cached");
         cache.clock = 2;
         assert!(table_now(&mut cache, &files[1]).is_some());
-        assert_eq!(cache.stats.evicted, 1, "both do not fit: libc, used longest ago, goes");
+        assert_eq!(
+            cache.stats.evicted, 1,
+            "both do not fit: libc, used longest ago, goes"
+        );
         assert!(!cache.files.contains_key(&FileId::of(&files[0])));
         assert_eq!((cache.used, cache.stats.peak_bytes), (exe, libc.max(exe)));
     }

@@ -62,12 +62,22 @@ pub fn segments(file: &object::File) -> Vec<(u64, u64, u64)> {
 }
 
 /// [`mapping_bias`] from a file's [`segments`].
+///
+/// A segment is mapped from its offset rounded down to a page. Linkers such as LLD pack
+/// segments without page alignment, so the page a mapping starts at can hold the end of the
+/// segment before too: the segment that starts in that page is the one mapped.
 pub fn segment_bias(segments: &[(u64, u64, u64)], start: u64, offset: u64) -> Option<u64> {
+    const PAGE: u64 = 4096;
     let &(seg_off, _, seg_vaddr) = segments
         .iter()
-        .find(|&&(off, size, _)| off <= offset && offset < off + size.max(1))?;
-    // vaddr(start) = seg_vaddr + (offset - seg_off)
-    Some(start.wrapping_sub(seg_vaddr.wrapping_add(offset - seg_off)))
+        .find(|&&(off, size, _)| size > 0 && off & !(PAGE - 1) == offset)
+        .or_else(|| {
+            segments
+                .iter()
+                .find(|&&(off, size, _)| off <= offset && offset < off + size.max(1))
+        })?;
+    // vaddr(start) = seg_vaddr + (offset - seg_off), where offset may be below seg_off.
+    Some(start.wrapping_sub(seg_vaddr.wrapping_sub(seg_off).wrapping_add(offset)))
 }
 
 /// Unwinds up to `max` frames; returns the instruction pointer of each, innermost first
@@ -151,23 +161,29 @@ pub fn unwind_with(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::unwind::table::UnwindRow;
     use std::collections::HashMap;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    /// Builds the fixture without frame pointers and returns its path.
-    fn build_fixture(dir: &std::path::Path) -> std::path::PathBuf {
-        let src = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/workloads/unwind_chain.c"
-        );
-        let out = dir.join("unwind_chain");
+    /// Builds tests/workloads/`name`.c at -O2 with or without frame pointers.
+    fn build_fixture(dir: &Path, name: &str, frame_pointers: bool) -> PathBuf {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/workloads")
+            .join(format!("{name}.c"));
+        let flag = if frame_pointers {
+            "-fno-omit-frame-pointer"
+        } else {
+            "-fomit-frame-pointer"
+        };
+        let out = dir.join(name);
         let status = Command::new("cc")
-            .args(["-O2", "-g", "-fomit-frame-pointer", "-o"])
+            .args(["-O2", "-g", flag, "-o"])
             .arg(&out)
-            .arg(src)
+            .arg(&src)
             .status()
             .expect("cc runs");
-        assert!(status.success());
+        assert!(status.success(), "building {}", src.display());
         out
     }
 
@@ -201,11 +217,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unwinds_a_program_without_frame_pointers_through_libc() {
-        let dir = std::env::temp_dir().join(format!("rprof-unwind-{}", std::process::id()));
+    /// One frame of an unwound snapshot.
+    #[derive(Debug)]
+    struct Frame {
+        /// Its function, or its address where it has no symbol.
+        name: String,
+        /// The row that unwound it to its caller; `None` where the walk used frame pointers.
+        row: Option<UnwindRow>,
+    }
+
+    /// Builds the fixture `name`, runs it until it parks in its leaf, snapshots its
+    /// registers and stack with ptrace, and unwinds the snapshot in user space with the
+    /// tables of the files it maps. The unwinding runs after the process is gone, from the
+    /// copies alone.
+    fn unwind_parked_fixture(name: &str, frame_pointers: bool) -> Vec<Frame> {
+        let dir = std::env::temp_dir().join(format!(
+            "rprof-unwind-{name}-{}-{}",
+            if frame_pointers { "fp" } else { "nofp" },
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
-        let exe = build_fixture(&dir);
+        let exe = build_fixture(&dir, name, frame_pointers);
         let mut child = Command::new(&exe)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -246,6 +278,9 @@ mod tests {
             });
             modules_spec.push((start, end, offset, path));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+
         let modules: Vec<Module> = modules_spec
             .iter()
             .map(|(start, end, offset, path)| {
@@ -259,26 +294,48 @@ mod tests {
             })
             .collect();
         let frames = unwind(&modules, regs, &stack, 64);
-        let _ = child.kill();
-        let _ = child.wait();
+        assert_eq!(
+            frames,
+            unwind(&modules, regs, &stack, 64),
+            "the same snapshot unwinds the same way"
+        );
 
         let sym = crate::symbolize::Symbolizer::new();
-        let names: Vec<String> = frames
+        let frames = frames
             .iter()
             .enumerate()
             .map(|(i, &ip)| {
+                // Callers' addresses are return addresses: the call is just before.
                 let a = if i == 0 { ip } else { ip - 1 };
-                info.mapping_of(a)
+                let name = info
+                    .mapping_of(a)
                     .and_then(|m| {
                         sym.user(&m.file.open_path, &[m.file_offset_of(a)])
                             .remove(0)
                             .last()
                             .map(|f| f.name.clone())
                     })
-                    .unwrap_or_else(|| format!("{a:#x}"))
+                    .unwrap_or_else(|| format!("{a:#x}"));
+                let row = modules
+                    .iter()
+                    .find(|m| m.start <= a && a < m.end)
+                    .and_then(|m| m.table.lookup(a - m.bias))
+                    .copied();
+                Frame { name, row }
             })
             .collect();
         std::fs::remove_dir_all(&dir).ok();
+        frames
+    }
+
+    /// The fixtures with the chain main -> outer -> middle -> leaf: without stack frames of
+    /// their own, and with (the stack pointer far from the frame pointer and the CFA).
+    const CHAIN_FIXTURES: [&str; 2] = ["unwind_chain", "unwind_frames"];
+
+    /// The fixture's chain is there in order, each of its frames unwound by a row for which
+    /// `expected_cfa` holds, and the walk reached the C runtime's entry through libc.
+    fn check_chain(fixture: &str, frames: &[Frame], expected_cfa: impl Fn(Cfa) -> bool) {
+        let names: Vec<&str> = frames.iter().map(|f| f.name.as_str()).collect();
         let chain = ["leaf", "middle", "outer", "main"];
         let pos: Vec<Option<usize>> = chain
             .iter()
@@ -286,13 +343,53 @@ mod tests {
             .collect();
         assert!(
             pos.iter().all(Option::is_some) && pos.windows(2).all(|w| w[0] < w[1]),
-            "expected {chain:?} in order, got {names:?}"
+            "{fixture}: expected {chain:?} in order, got {names:?}"
         );
-        // It reached the C runtime's entry, through libc and the FP-less binary.
+        for f in frames.iter().filter(|f| chain.contains(&f.name.as_str())) {
+            assert!(
+                f.row.is_some_and(|r| expected_cfa(r.cfa)),
+                "{fixture}: {} unwound by {:?}: {frames:?}",
+                f.name,
+                f.row
+            );
+        }
         assert!(
             names.iter().any(|n| n.contains("libc_start")),
-            "stack stops early: {names:?}"
+            "{fixture}: stack stops early: {names:?}"
         );
+    }
+
+    #[test]
+    fn unwinds_a_program_without_frame_pointers_through_libc() {
+        for fixture in CHAIN_FIXTURES {
+            let frames = unwind_parked_fixture(fixture, false);
+            // Only the call frame information knows these frames' sizes.
+            check_chain(fixture, &frames, |cfa| matches!(cfa, Cfa::Sp(_)));
+        }
+    }
+
+    #[test]
+    fn unwinds_a_program_with_frame_pointers_through_libc() {
+        for fixture in CHAIN_FIXTURES {
+            let frames = unwind_parked_fixture(fixture, true);
+            // The rows of code with frame pointers find the CFA from rbp.
+            check_chain(fixture, &frames, |cfa| cfa == Cfa::Fp(16));
+        }
+    }
+
+    #[test]
+    fn bias_of_segments_packed_without_page_alignment() {
+        // LLD's layout: R at 0, R E from 0x171b0 at vaddr 0x181b0; the executable mapping
+        // starts at offset 0x17000 and address 0x564247b47000 (vaddr 0x18000).
+        let segments = [(0, 0x171ac, 0), (0x171b0, 0x3fa40, 0x181b0)];
+        let start = 0x5642_47b4_7000;
+        assert_eq!(
+            segment_bias(&segments, start, 0x17000),
+            Some(start - 0x18000)
+        );
+        // GNU ld's page-aligned layout.
+        let segments = [(0, 0x1000, 0), (0x1000, 0x2000, 0x1000)];
+        assert_eq!(segment_bias(&segments, 0x40_1000, 0x1000), Some(0x40_0000));
     }
 
     #[test]

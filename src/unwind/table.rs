@@ -280,4 +280,530 @@ mod tests {
         let r = t.lookup(malloc).expect("malloc is covered");
         assert_eq!((r.cfa, r.ra), (Cfa::Sp(8), Saved::AtCfa(-8)));
     }
+
+    /// Tables of real ELF files checked against binutils' own reading of the same call frame
+    /// information (`readelf --debug-dump=frames-interp`): C fixtures the tests build at -O2
+    /// with and without frame pointers, and the system's libc.
+    #[cfg(target_arch = "x86_64")]
+    mod against_readelf {
+        use super::*;
+        use object::{ObjectSymbol, SymbolKind};
+        use std::collections::HashMap;
+        use std::path::{Path, PathBuf};
+        use std::process::Command;
+
+        /// A directory of build products, removed when dropped.
+        struct TempDir(PathBuf);
+
+        impl TempDir {
+            fn new(tag: &str) -> Self {
+                let dir =
+                    std::env::temp_dir().join(format!("rprof-table-{tag}-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).unwrap();
+                Self(dir)
+            }
+
+            /// Builds tests/workloads/`name`.c at -O2, with or without frame pointers.
+            fn build(&self, name: &str, frame_pointers: bool) -> PathBuf {
+                let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/workloads")
+                    .join(format!("{name}.c"));
+                let (flag, suffix) = if frame_pointers {
+                    ("-fno-omit-frame-pointer", "fp")
+                } else {
+                    ("-fomit-frame-pointer", "nofp")
+                };
+                let out = self.0.join(format!("{name}-{suffix}"));
+                let status = Command::new("cc")
+                    .args(["-O2", "-g", flag, "-o"])
+                    .arg(&out)
+                    .arg(&src)
+                    .status()
+                    .expect("cc runs");
+                assert!(status.success(), "building {}", src.display());
+                out
+            }
+        }
+
+        impl Drop for TempDir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+
+        /// Rules by readelf's column name ("CFA", "rbp", "ra", ...), as it prints them.
+        type Rules = HashMap<String, String>;
+
+        /// One FDE as readelf prints it.
+        #[derive(Debug)]
+        struct RefFde {
+            /// Its header line, for messages.
+            header: String,
+            start: u64,
+            end: u64,
+            /// The rules from each address on; none when the FDE has no instructions.
+            rows: Vec<(u64, Rules)>,
+            /// Its CIE's rules: the state before the FDE's own instructions.
+            cie: Rules,
+        }
+
+        fn hex(s: &str) -> u64 {
+            u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("not hex: {s}"))
+        }
+
+        /// readelf's interpretation of every FDE of a file.
+        fn readelf_fdes(path: &Path) -> Vec<RefFde> {
+            let out = Command::new("readelf")
+                .args(["--debug-dump=frames-interp", "--debug-dump=no-follow-links"])
+                .arg(path)
+                .output()
+                .expect("readelf (binutils) runs");
+            assert!(
+                out.status.success(),
+                "readelf: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            parse_readelf(&String::from_utf8(out.stdout).unwrap())
+        }
+
+        /// Parses `readelf -wF` output: per section, CIEs and FDEs, each a header line and,
+        /// when it has instructions, a table headed by `LOC CFA <registers...>`.
+        fn parse_readelf(text: &str) -> Vec<RefFde> {
+            enum Entry {
+                Nothing,
+                Cie((usize, String)),
+                Fde,
+            }
+            // CIE rules by (section number, offset).
+            let mut cies: HashMap<(usize, String), Rules> = HashMap::new();
+            let mut fdes: Vec<RefFde> = Vec::new();
+            let mut section = 0;
+            let mut entry = Entry::Nothing;
+            let mut columns: Vec<String> = Vec::new();
+            for line in text.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if line.starts_with("Contents of the ") {
+                    section += 1;
+                    entry = Entry::Nothing;
+                    continue;
+                }
+                if words.is_empty() {
+                    columns.clear();
+                    continue;
+                }
+                match words.get(3) {
+                    Some(&"CIE") => {
+                        let key = (section, words[0].to_string());
+                        cies.insert(key.clone(), Rules::new());
+                        entry = Entry::Cie(key);
+                        continue;
+                    }
+                    Some(&"FDE") => {
+                        let field = |name: &str| {
+                            words
+                                .iter()
+                                .find_map(|w| w.strip_prefix(name))
+                                .unwrap_or_else(|| panic!("no {name} in {line}"))
+                        };
+                        let (start, end) = field("pc=").split_once("..").unwrap();
+                        let cie = cies
+                            .get(&(section, field("cie=").to_string()))
+                            .unwrap_or_else(|| panic!("unknown CIE in {line}"))
+                            .clone();
+                        fdes.push(RefFde {
+                            header: line.trim().to_string(),
+                            start: hex(start),
+                            end: hex(end),
+                            rows: Vec::new(),
+                            cie,
+                        });
+                        entry = Entry::Fde;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if words[0] == "LOC" {
+                    columns = words[1..].iter().map(ToString::to_string).collect();
+                    continue;
+                }
+                if columns.is_empty() {
+                    continue;
+                }
+                // A register saved in another register prints as two words: "r9 (r9)".
+                let mut rules: Vec<String> = Vec::new();
+                for w in &words[1..] {
+                    match rules.last_mut() {
+                        Some(last) if w.starts_with('(') => {
+                            last.push(' ');
+                            last.push_str(w);
+                        }
+                        _ => rules.push((*w).to_string()),
+                    }
+                }
+                assert_eq!(rules.len(), columns.len(), "row {line:?} of {columns:?}");
+                let rules: Rules = columns.iter().cloned().zip(rules).collect();
+                match &entry {
+                    Entry::Cie(key) => {
+                        cies.insert(key.clone(), rules);
+                    }
+                    Entry::Fde => fdes.last_mut().unwrap().rows.push((hex(words[0]), rules)),
+                    Entry::Nothing => panic!("a row outside any entry: {line}"),
+                }
+            }
+            fdes
+        }
+
+        #[test]
+        fn readelf_parsing() {
+            let text = "\
+Contents of the .eh_frame section:
+
+
+00000000 0000000000000014 00000000 CIE \"zR\" cf=1 df=-8 ra=16
+   LOC           CFA      ra    
+0000000000000000 rsp+8    c-8   
+
+00000018 0000000000000014 0000001c FDE cie=00000000 pc=0000000000001060..0000000000001068
+
+00000030 0000000000000028 00000034 FDE cie=00000000 pc=000000000003be30..000000000003be80
+   LOC           CFA      rbx   rbp   ra    
+000000000003be30 rsp+8    u     u     c-8   
+000000000003be63 rdi+0    c+0   r9 (r9) r1 (rdx) 
+
+00000058 ZERO terminator
+";
+            let fdes = parse_readelf(text);
+            assert_eq!(fdes.len(), 2);
+            assert_eq!((fdes[0].start, fdes[0].end), (0x1060, 0x1068));
+            assert!(fdes[0].rows.is_empty());
+            assert_eq!(fdes[0].cie["CFA"], "rsp+8");
+            assert_eq!(fdes[1].rows.len(), 2);
+            let (loc, rules) = &fdes[1].rows[1];
+            assert_eq!(*loc, 0x3be63);
+            assert_eq!(rules["rbp"], "r9 (r9)");
+            assert_eq!(rules["ra"], "r1 (rdx)");
+            assert_eq!(
+                expected(rules, &fdes[1].cie),
+                (Cfa::Unsupported, Saved::Unsupported, Saved::Unsupported)
+            );
+            assert_eq!(
+                expected(&fdes[1].rows[0].1, &fdes[1].cie),
+                (Cfa::Sp(8), Saved::Unchanged, Saved::AtCfa(-8))
+            );
+        }
+
+        /// readelf's (CFA, rbp, return address) rules in our terms.
+        fn expected(rules: &Rules, cie: &Rules) -> (Cfa, Saved, Saved) {
+            let cfa = match rules["CFA"].as_str() {
+                "exp" => Cfa::Unsupported,
+                rule => {
+                    let at = rule
+                        .find(['+', '-'])
+                        .unwrap_or_else(|| panic!("CFA {rule}"));
+                    let offset: i32 = rule[at..].parse().unwrap();
+                    match &rule[..at] {
+                        "rsp" => Cfa::Sp(offset),
+                        "rbp" => Cfa::Fp(offset),
+                        _ => Cfa::Unsupported,
+                    }
+                }
+            };
+            let register =
+                |column: &str, default: Saved| match rules.get(column).map(String::as_str) {
+                    None => default,
+                    // readelf prints `u` for a register its CIE does not name until the FDE sets
+                    // it (the default rule); where the CIE names it, `u` is "undefined".
+                    Some("u") if !cie.contains_key(column) => default,
+                    Some("u") => Saved::Undefined,
+                    Some("s") => Saved::Unchanged,
+                    Some(rule) => rule
+                        .strip_prefix('c')
+                        .and_then(|o| o.parse().ok())
+                        .map_or(Saved::Unsupported, Saved::AtCfa),
+                };
+            (
+                cfa,
+                register("rbp", Saved::Unchanged),
+                register("ra", Saved::AtCfa(-8)),
+            )
+        }
+
+        /// Differences between `table` and readelf: at every address an FDE covers, the
+        /// rules must be readelf's; at every FDE end no other FDE covers, a row must say
+        /// there is no information; and code that no FDE covers must have none.
+        fn differences(data: &[u8], table: &UnwindTable, fdes: &[RefFde]) -> Vec<String> {
+            let mut bad = Vec::new();
+            let show = |r: Option<&UnwindRow>| r.map(|r| (r.cfa, r.fp, r.ra));
+            for fde in fdes {
+                let own_rows;
+                // Without instructions of its own an FDE has its CIE's rules, and readelf
+                // prints no rows.
+                let rows = if fde.rows.is_empty() {
+                    own_rows = [(fde.start, fde.cie.clone())];
+                    &own_rows[..]
+                } else {
+                    &fde.rows[..]
+                };
+                for (i, (loc, rules)) in rows.iter().enumerate() {
+                    let end = rows.get(i + 1).map_or(fde.end, |r| r.0);
+                    let want = expected(rules, &fde.cie);
+                    if let Some(pc) = (*loc..end).find(|&pc| show(table.lookup(pc)) != Some(want)) {
+                        bad.push(format!(
+                            "{pc:#x}: readelf {want:?} from {rules:?}, ours {:?} ({})",
+                            show(table.lookup(pc)),
+                            fde.header
+                        ));
+                    }
+                }
+            }
+            // The union of the FDEs' ranges, as disjoint sorted ranges.
+            let mut ranges: Vec<(u64, u64)> = fdes.iter().map(|f| (f.start, f.end)).collect();
+            ranges.sort_unstable();
+            let mut covered: Vec<(u64, u64)> = Vec::new();
+            for (s, e) in ranges {
+                match covered.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => covered.push((s, e)),
+                }
+            }
+            let is_covered = |pc: u64| {
+                let i = covered.partition_point(|&(s, _)| s <= pc);
+                i > 0 && pc < covered[i - 1].1
+            };
+            for fde in fdes {
+                if is_covered(fde.end) {
+                    continue;
+                }
+                let i = table.rows.partition_point(|r| r.pc < fde.end);
+                if table
+                    .rows
+                    .get(i)
+                    .is_none_or(|r| (r.pc, r.cfa) != (fde.end, Cfa::None))
+                {
+                    bad.push(format!(
+                        "no row ending the FDE at {:#x}: {:?} ({})",
+                        fde.end,
+                        table.rows.get(i),
+                        fde.header
+                    ));
+                }
+            }
+            let file = object::File::parse(data).unwrap();
+            for section in file.sections() {
+                if section.kind() != object::SectionKind::Text {
+                    continue;
+                }
+                let range = section.address()..section.address() + section.size();
+                let mut uncovered = range.filter(|&pc| !is_covered(pc));
+                if let Some(pc) = uncovered.find(|&pc| table.lookup(pc).is_some()) {
+                    bad.push(format!(
+                        "{pc:#x} in {:?}: no FDE covers it, but ours has {:?}",
+                        section.name(),
+                        table.lookup(pc)
+                    ));
+                }
+            }
+            bad
+        }
+
+        /// Rows sorted by address without duplicates, each with rules unlike the one before.
+        fn check_invariants(path: &Path, table: &UnwindTable) {
+            if let Some(w) = table.rows.windows(2).find(|w| w[0].pc >= w[1].pc) {
+                panic!("{}: rows out of order: {:?}", path.display(), w);
+            }
+            if let Some(w) = table.rows.windows(2).find(|w| w[0].same_rules(&w[1])) {
+                panic!("{}: rows not merged: {:?}", path.display(), w);
+            }
+        }
+
+        /// The table of the file at `path`, checked against readelf.
+        fn checked_table(path: &Path) -> (Vec<u8>, UnwindTable) {
+            let data = std::fs::read(path).unwrap();
+            let table = UnwindTable::from_elf(&data).unwrap();
+            assert_eq!(table.arch, Arch::X86_64);
+            check_invariants(path, &table);
+            let fdes = readelf_fdes(path);
+            assert!(
+                fdes.iter().filter(|f| !f.rows.is_empty()).count() >= 4,
+                "readelf shows too few FDEs in {}: {fdes:?}",
+                path.display()
+            );
+            let bad = differences(&data, &table, &fdes);
+            assert!(
+                bad.is_empty(),
+                "{}: {} differences from readelf:\n{}",
+                path.display(),
+                bad.len(),
+                bad[..bad.len().min(30)].join("\n")
+            );
+            (data, table)
+        }
+
+        #[test]
+        fn fixture_rows_match_readelf() {
+            let dir = TempDir::new("match");
+            for name in ["unwind_chain", "unwind_rows", "unwind_frames"] {
+                for fp in [true, false] {
+                    checked_table(&dir.build(name, fp));
+                }
+            }
+        }
+
+        #[test]
+        fn libc_rows_match_readelf() {
+            checked_table(Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+        }
+
+        /// Address and size of the function `name`, or of a compiler clone of it
+        /// (`name.isra.0`).
+        fn function(data: &[u8], name: &str) -> (u64, u64) {
+            let file = object::File::parse(data).unwrap();
+            file.symbols()
+                .find(|s| {
+                    s.kind() == SymbolKind::Text
+                        && s.name().is_ok_and(|n| {
+                            n.strip_prefix(name)
+                                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                        })
+                })
+                .map(|s| (s.address(), s.size()))
+                .unwrap_or_else(|| panic!("no function {name}"))
+        }
+
+        /// The distinct rules (CFA, rbp) over a function's code.
+        fn rules_in(data: &[u8], table: &UnwindTable, name: &str) -> Vec<(Cfa, Saved)> {
+            let (start, size) = function(data, name);
+            let mut rules: Vec<(Cfa, Saved)> = Vec::new();
+            for pc in start..start + size {
+                let r = table
+                    .lookup(pc)
+                    .unwrap_or_else(|| panic!("{name}+{:#x} is not covered", pc - start));
+                assert_eq!(r.ra, Saved::AtCfa(-8), "{name}+{:#x}", pc - start);
+                if !rules.contains(&(r.cfa, r.fp)) {
+                    rules.push((r.cfa, r.fp));
+                }
+            }
+            rules
+        }
+
+        #[test]
+        fn frames_with_and_without_frame_pointers() {
+            let dir = TempDir::new("frames");
+            let rbp_frame = (Cfa::Fp(16), Saved::AtCfa(-16));
+            for (name, functions) in [
+                ("unwind_chain", &["middle", "outer"][..]),
+                ("unwind_rows", &["saver", "vla", "branchy", "big"][..]),
+            ] {
+                let (data, table) = checked_table(&dir.build(name, true));
+                for f in functions {
+                    let rules = rules_in(&data, &table, f);
+                    assert!(rules.contains(&rbp_frame), "{name} {f} with FP: {rules:?}");
+                    assert!(
+                        rules.contains(&(Cfa::Sp(16), Saved::AtCfa(-16))),
+                        "{name} {f} with FP, after push %rbp: {rules:?}"
+                    );
+                }
+                let (data, table) = checked_table(&dir.build(name, false));
+                for f in functions {
+                    let rules = rules_in(&data, &table, f);
+                    if *f == "vla" {
+                        // A run-time sized frame needs rbp even without frame pointers.
+                        assert!(
+                            rules.contains(&rbp_frame),
+                            "{name} {f} without FP: {rules:?}"
+                        );
+                    } else {
+                        assert!(
+                            rules.iter().all(|(cfa, _)| matches!(cfa, Cfa::Sp(_))),
+                            "{name} {f} without FP: {rules:?}"
+                        );
+                    }
+                }
+                if name == "unwind_rows" {
+                    // Without frame pointers rbp is an ordinary callee-saved register.
+                    let rules = rules_in(&data, &table, "saver");
+                    assert!(
+                        rules
+                            .iter()
+                            .any(|r| matches!(r, (Cfa::Sp(_), Saved::AtCfa(_)))),
+                        "saver without FP saves rbp: {rules:?}"
+                    );
+                }
+            }
+        }
+
+        /// The machine code at `addr`.
+        fn code(data: &[u8], addr: u64, len: u64) -> Vec<u8> {
+            let file = object::File::parse(data).unwrap();
+            file.sections()
+                .find_map(|s| s.data_range(addr, len).ok().flatten())
+                .unwrap()
+                .to_vec()
+        }
+
+        #[test]
+        fn outer_rows_are_exact() {
+            let dir = TempDir::new("outer");
+            let row = |pc, cfa, fp| UnwindRow {
+                pc,
+                cfa,
+                fp,
+                ra: Saved::AtCfa(-8),
+            };
+            let end = |pc| UnwindRow {
+                pc,
+                cfa: Cfa::None,
+                fp: Saved::Unsupported,
+                ra: Saved::Unsupported,
+            };
+            let rows_of = |data: &[u8], table: &UnwindTable| {
+                let (start, size) = function(data, "outer");
+                let rows: Vec<UnwindRow> = table
+                    .rows
+                    .iter()
+                    .filter(|r| (start..=start + size).contains(&r.pc))
+                    .copied()
+                    .collect();
+                (start, size, code(data, start, size), rows)
+            };
+
+            // push %rbp; ...; mov %rsp,%rbp (the compiler may schedule other instructions
+            // between them); the FDE ends with the function.
+            let (data, table) = checked_table(&dir.build("unwind_chain", true));
+            let (start, size, code, rows) = rows_of(&data, &table);
+            assert_eq!(code[0], 0x55, "push %rbp first: {code:x?}");
+            let mov = code
+                .windows(3)
+                .position(|w| w == [0x48, 0x89, 0xe5])
+                .unwrap_or_else(|| panic!("no mov %rsp,%rbp: {code:x?}"))
+                as u64;
+            assert_eq!(
+                rows,
+                [
+                    row(start, Cfa::Sp(8), Saved::Unchanged),
+                    row(start + 1, Cfa::Sp(16), Saved::AtCfa(-16)),
+                    row(start + mov + 3, Cfa::Fp(16), Saved::AtCfa(-16)),
+                    end(start + size),
+                ]
+            );
+
+            // sub $8,%rsp: the stack aligned for the call, and no frame pointer.
+            let (data, table) = checked_table(&dir.build("unwind_chain", false));
+            let (start, size, code, rows) = rows_of(&data, &table);
+            assert_eq!(
+                code[..4],
+                [0x48, 0x83, 0xec, 0x08],
+                "sub $8,%rsp: {code:x?}"
+            );
+            assert_eq!(
+                rows,
+                [
+                    row(start, Cfa::Sp(8), Saved::Unchanged),
+                    row(start + 4, Cfa::Sp(16), Saved::Unchanged),
+                    end(start + size),
+                ]
+            );
+        }
+    }
 }

@@ -147,29 +147,13 @@ pub fn build_c(source: &str, dir: &Path, out_name: &str) -> PathBuf {
 
 /// [`build_c`] with extra compiler flags (e.g. `-static`).
 pub fn build_c_with(source: &str, dir: &Path, out_name: &str, extra: &[&str]) -> PathBuf {
-    let src = workloads_dir().join(source);
-    let out = dir.join(out_name);
     let mut flags: Vec<&str> = C_FLAGS.to_vec();
     if !cfg!(target_arch = "x86_64") {
         flags.retain(|f| *f != "-mno-omit-leaf-frame-pointer");
     }
+    flags.extend_from_slice(extra);
     let compiler = std::env::var("CC").unwrap_or_else(|_| "clang".to_string());
-    let output = Command::new(&compiler)
-        .args(&flags)
-        .args(extra)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
-    assert!(
-        output.status.success(),
-        "{compiler} {extra:?} {} failed ({}):\n{}",
-        src.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    out
+    build_c_exact(&compiler, source, dir, out_name, &flags)
 }
 
 /// Builds the Go module `tests/workloads/<module_dir>` into `dir/<module_dir>`.
@@ -1764,4 +1748,79 @@ pub fn have_program(program: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+// ---------------------------------------------------------------------------------------
+// Building workloads with exact flags (unwinding tests)
+// ---------------------------------------------------------------------------------------
+
+/// Compiles `tests/workloads/<source>` with `compiler` and exactly `flags` (not
+/// [`C_FLAGS`]) into `dir/<out_name>`: for workloads whose point is how they are built,
+/// such as code without frame pointers.
+pub fn build_c_exact(
+    compiler: &str,
+    source: &str,
+    dir: &Path,
+    out_name: &str,
+    flags: &[&str],
+) -> PathBuf {
+    let src = workloads_dir().join(source);
+    let out = dir.join(out_name);
+    let output = Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {compiler}: {e}"));
+    assert!(
+        output.status.success(),
+        "{compiler} {flags:?} {} failed ({}):\n{}",
+        src.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
+}
+
+/// The Rust compiler: `$RUSTC`, else the `rustc` next to the cargo that runs the tests
+/// (`$CARGO`, which under rustup may not be on root's PATH), else `rustc` from PATH.
+pub fn rustc_path() -> PathBuf {
+    if let Some(rustc) = std::env::var_os("RUSTC") {
+        return PathBuf::from(rustc);
+    }
+    let cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .or_else(|| option_env!("CARGO").map(PathBuf::from));
+    if let Some(sibling) = cargo.and_then(|c| c.parent().map(|d| d.join("rustc"))) {
+        if sibling.exists() {
+            return sibling;
+        }
+    }
+    PathBuf::from("rustc")
+}
+
+/// Compiles the one-file Rust program `tests/workloads/<source>` with [`rustc_path`] and
+/// `flags` (edition 2021) into `dir/<out_name>`.
+pub fn build_rust(source: &str, dir: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
+    let src = workloads_dir().join(source);
+    let out = dir.join(out_name);
+    let rustc = rustc_path();
+    let output = Command::new(&rustc)
+        .args(["--edition", "2021"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", rustc.display()));
+    assert!(
+        output.status.success(),
+        "{} {flags:?} {} failed ({}):\n{}",
+        rustc.display(),
+        src.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out
 }
