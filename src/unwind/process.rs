@@ -80,31 +80,49 @@ pub struct UnwindStats {
     pub evicted: usize,
     /// Files whose table alone exceeds the limit (frame pointers only there).
     pub too_big: usize,
+    /// The table that took longest to build.
+    pub slowest: Option<BuildTime>,
 }
 
-/// A built table as the builder thread returns it.
-type Built = (FileId, Option<FileUnwind>, Duration);
+/// How long one file's table took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildTime {
+    /// The file as the process maps it.
+    pub path: String,
+    pub file_bytes: u64,
+    pub table_bytes: usize,
+    pub took: Duration,
+}
+
+/// What the builder thread is asked for: the cache's key, the file's name, where to read it.
+type Request = (FileId, String, PathBuf);
+/// A built table as the builder thread returns it, with the file's size and the time taken.
+type Built = (FileId, String, Option<FileUnwind>, u64, Duration);
 
 /// Builds tables on a thread of its own, so that a big file (hundreds of milliseconds of
 /// parsing) does not stop the recording loop from emptying the ring buffer.
 struct Builder {
-    requests: mpsc::Sender<(FileId, PathBuf)>,
+    requests: mpsc::Sender<Request>,
     results: mpsc::Receiver<Built>,
     pending: usize,
 }
 
 impl Builder {
     fn spawn() -> Self {
-        let (requests, todo) = mpsc::channel::<(FileId, PathBuf)>();
+        let (requests, todo) = mpsc::channel::<Request>();
         let (done, results) = mpsc::channel();
         // The thread ends when the cache, and with it `requests`, is dropped.
         std::thread::Builder::new()
             .name("unwind-tables".into())
             .spawn(move || {
-                for (id, path) in todo {
+                for (id, name, path) in todo {
                     let began = Instant::now();
                     let unwind = FileUnwind::read(&path);
-                    if done.send((id, unwind, began.elapsed())).is_err() {
+                    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
+                    if done
+                        .send((id, name, unwind, size, began.elapsed()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -212,11 +230,21 @@ impl UnwindCache {
             } else {
                 builder.results.try_recv().ok()
             };
-            let Some((id, unwind, took)) = next else {
+            let Some((id, path, unwind, file_bytes, took)) = next else {
                 return;
             };
             builder.pending -= 1;
             self.stats.build_time += took;
+            if let Some(u) = &unwind {
+                if self.stats.slowest.as_ref().is_none_or(|s| took > s.took) {
+                    self.stats.slowest = Some(BuildTime {
+                        path,
+                        file_bytes,
+                        table_bytes: u.bytes(),
+                        took,
+                    });
+                }
+            }
             self.insert(id, unwind);
         }
     }
@@ -246,7 +274,7 @@ impl UnwindCache {
             let builder = self.builder.get_or_insert_with(Builder::spawn);
             if builder
                 .requests
-                .send((id.clone(), file.open_path.clone()))
+                .send((id.clone(), file.path.clone(), file.open_path.clone()))
                 .is_err()
             {
                 return Lookup::None;
