@@ -10,6 +10,7 @@ use super::offcpu::OffCpuCollector;
 use super::{CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::kind::ProfileKind;
+use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
 pub struct WallCollector<'obj> {
@@ -60,6 +61,11 @@ impl Collector for WallCollector<'_> {
         maps
     }
 
+    fn poll(&mut self, procs: &mut ProcessTable) {
+        self.cpu.poll(procs);
+        self.off.poll(procs);
+    }
+
     fn stop(&mut self) {
         self.cpu.stop();
         self.off.stop();
@@ -80,6 +86,7 @@ impl Collector for WallCollector<'_> {
             raw.threads.entry(tid).or_insert(names);
         }
         raw.counters.add(&off.counters);
+        raw.notes.extend(off.notes);
         Ok(raw)
     }
 }
