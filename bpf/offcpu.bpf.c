@@ -22,11 +22,16 @@
  * space. Older kernels walk it at every switch-out instead (see
  * deferring()).
  *
+ * With `copy_stacks` as well (--call-graph dwarf), the callback does not walk
+ * frame pointers: it copies the top of the user stack with the registers for
+ * user space to unwind with the binaries' CFI, as the CPU profiler does.
+ *
  * Threads already blocked when the recording starts are seeded by a task
  * iterator (`seed_blocked`); those still blocked at the stop are closed by
  * another (`close_blocked`), so one long sleep is not lost at either end.
  */
 #include "common.bpf.h"
+#include "stack_copy.bpf.h"
 
 /* Blocks shorter than this are not recorded at all. */
 const volatile u64 min_block_ns = 0;
@@ -36,6 +41,8 @@ const volatile u64 sample_ns = 1000000;
 const volatile u32 state_filter = STATE_FILTER_ALL;
 /* Read user stacks at the return to user space, for recorded blocks only, where the kernel can. */
 const volatile bool defer_stacks = false;
+/* When deferring: copy user stacks for user space to unwind, instead of walking frame pointers. */
+const volatile bool copy_stacks = false;
 
 extern int bpf_task_work_schedule_resume_impl(struct task_struct *task, struct bpf_task_work *tw,
 					      void *map__map, bpf_task_work_callback_t callback,
@@ -268,12 +275,45 @@ static __always_inline void flush_deferred(struct deferred_blocks *d, u64 user_s
 	}
 }
 
+/* Sends a recorded block of task with a copy of its user stack (copy_stacks). */
+static __always_inline void send_copied(struct task_struct *task, struct sample_key *key,
+					u64 blocks, u64 ns, bool own)
+{
+	struct stack_sample *e;
+
+	e = reserve_stack_sample(task, (struct pt_regs *)bpf_task_pt_regs(task), own);
+	if (!e)
+		return;
+	e->kernel_stack = key->kernel_stack;
+	e->extra = key->extra;
+	e->count = blocks;
+	e->total_ns = ns;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* flush_deferred for copy_stacks: each block goes to user space with a copy of the stack. */
+static __always_inline void send_deferred(struct deferred_blocks *d, struct task_struct *task,
+					  bool own)
+{
+	u64 n = __sync_lock_test_and_set(&d->n, 0);
+
+	for (u32 i = 0; i < DEFERRED_SLOTS; i++) {
+		if (i >= n)
+			break;
+		send_copied(task, &d->keys[i], d->blocks[i], d->ns[i], own);
+	}
+}
+
 /* task_work: the thread is about to return to user space, its stack as it blocked. */
 static int finish_deferred(struct bpf_map *map, void *key, void *value)
 {
 	struct deferred_blocks *d = value;
 	u64 user_stack;
 
+	if (copy_stacks) {
+		send_deferred(d, bpf_get_current_task_btf(), true);
+		return 0;
+	}
 	if (!own_buffers_user_stack(bpf_get_current_task_btf(), d, true, &user_stack)) {
 		/* Dropped and counted like any sample whose stack cannot be stored. */
 		__sync_lock_test_and_set(&d->n, 0);
@@ -336,7 +376,9 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 
 	if (stop && deferring()) {
 		d = bpf_map_lookup_elem(&deferred, &tid);
-		if (d && d->n) {
+		if (d && d->n && copy_stacks) {
+			send_deferred(d, task, false);
+		} else if (d && d->n) {
 			if (own_buffers_user_stack(task, d, false, &key.user_stack))
 				flush_deferred(d, key.user_stack);
 			else
@@ -380,6 +422,10 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 	note_process(key.pid);
 	if (deferring() && !stop) {
 		defer_block(task, &key, blocks, ns);
+		return;
+	}
+	if (deferring() && copy_stacks) {
+		send_copied(task, &key, blocks, ns, false);
 		return;
 	}
 	if (deferring()) {

@@ -187,11 +187,12 @@ pub struct RecordArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
-    /// cpu: how user stacks are unwound. `dwarf` copies the top 16 KiB of the stack at each
-    /// sample and unwinds it with the binaries' .eh_frame/.debug_frame, so callers show in
-    /// code without frame pointers (distro libraries such as libc, -O2 leaf functions, Rust
-    /// release builds). `fp` walks frame pointers in the kernel: cheaper, but it loses those
-    /// callers. (mutex always uses CFI; the other kinds walk frame pointers.)
+    /// How user stacks are unwound. `dwarf` copies the top 16 KiB of the stack and unwinds
+    /// it with the binaries' .eh_frame/.debug_frame, so callers show in code without frame
+    /// pointers (distro libraries such as libc, -O2 leaf functions, Rust release builds).
+    /// `fp` walks frame pointers in the kernel: cheaper, but it loses those callers. For cpu,
+    /// and for off-cpu and wall on kernels with bpf_task_work (6.18+); mutex always uses
+    /// CFI, alloc and threadcreate frame pointers.
     #[arg(long, value_enum, default_value = "dwarf")]
     pub call_graph: CallGraph,
 

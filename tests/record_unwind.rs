@@ -103,15 +103,16 @@ fn show(f: &Frame) -> String {
     }
 }
 
-/// The `n` heaviest values of `key` (by samples) over the samples matching `within`, one per
-/// line, with their share of those samples: for failure messages.
+/// The `n` heaviest values of `key` (by the sample type `value`) over the samples matching
+/// `within`, one per line, with their share of those samples: for failure messages.
 fn histogram(
     p: &Decoded,
+    value: &str,
     n: usize,
     within: impl Fn(&StackSample) -> bool,
     key: impl Fn(&StackSample) -> String,
 ) -> String {
-    let i = p.value_index("samples");
+    let i = p.value_index(value);
     let mut counts: BTreeMap<String, i64> = BTreeMap::new();
     for s in p.samples.iter().filter(|s| within(s)) {
         *counts.entry(key(s)).or_insert(0) += s.values[i];
@@ -208,14 +209,14 @@ fn fp_paths_context(p: &Decoded) -> String {
     format!(
         "callers of hot_leaf (samples):\n{}outermost frame of the workers' stacks:\n{}\
          heaviest worker stacks:\n{}{}",
-        histogram(p, 10, is_hot_leaf_sample, |s| hot_leaf_caller(s)
+        histogram(p, "samples", 10, is_hot_leaf_sample, |s| hot_leaf_caller(s)
             .unwrap_or("<none>")
             .to_string()),
-        histogram(p, 10, is_worker, |s| called_frames(s)
+        histogram(p, "samples", 10, is_worker, |s| called_frames(s)
             .last()
             .map(|f| show(f))
             .unwrap_or_else(|| "<no user frames>".to_string())),
-        histogram(p, 8, is_worker, |s| stack_text(s, 0, 8)),
+        histogram(p, "samples", 8, is_worker, |s| stack_text(s, 0, 8)),
         p.report()
     )
 }
@@ -408,7 +409,7 @@ fn qsort_callback_unwinds_through_libc() {
     let context = || {
         format!(
             "stacks from compare_records down (samples):\n{}\n{}",
-            histogram(&p, 12, has_compare, from_compare),
+            histogram(&p, "samples", 12, has_compare, from_compare),
             p.report()
         )
     };
@@ -492,7 +493,7 @@ fn rust_without_frame_pointers_full_chain() {
     let context = || {
         format!(
             "stacks with leaf (samples):\n{}\n{}",
-            histogram(&p, 12, has_leaf, |s| stack_text(s, 0, 12)),
+            histogram(&p, "samples", 12, has_leaf, |s| stack_text(s, 0, 12)),
             p.report()
         )
     };
@@ -528,4 +529,72 @@ fn rust_without_frame_pointers_full_chain() {
             "go tool pprof -top lacks ::{f}:\n{top}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// off-cpu: blocking inside libc, in a program without frame pointers
+// ---------------------------------------------------------------------------------------
+
+/// The main thread's share of off-CPU time whose stack reaches `main` (below libc's
+/// nanosleep), from an off-cpu recording of blocking.c built without frame pointers.
+fn main_thread_reaching_main(call_graph: &str) -> (f64, i64, String) {
+    let dir = TempDir::new(&format!("unwind-offcpu-{call_graph}"));
+    let bin = build_c_exact("gcc", "blocking.c", dir.path(), "blocking", NO_FP);
+    let workload = Workload::start(&bin, &["20"]);
+    let out = dir.join("off.pb.gz");
+    let p = record_workload(
+        &workload,
+        &out,
+        &["--type", "off-cpu", "--call-graph", call_graph],
+    );
+    let pid = i64::from(workload.pid);
+    let is_main_thread = |s: &StackSample| s.tid() == Some(pid);
+    let ns = p.total_where("off_cpu", is_main_thread);
+    let share = p.share_within("off_cpu", is_main_thread, |s| {
+        s.user_callers().contains(&"main")
+    });
+    let context = format!(
+        "main thread's stacks (off-CPU ns):\n{}{}",
+        histogram(&p, "off_cpu", 8, is_main_thread, |s| stack_text(s, 0, 8)),
+        p.report()
+    );
+    (share, ns, context)
+}
+
+/// Off-CPU stacks are copied and unwound like CPU samples: the main thread sleeps in
+/// libc's nanosleep, and its caller `main` shows below libc. With `--call-graph fp` the
+/// frame-pointer walk from libc loses it, which shows the check can fail.
+#[test]
+fn off_cpu_stacks_reach_main_through_libc() {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let (share, ns, context) = main_thread_reaching_main("dwarf");
+    eprintln!(
+        "blocking {NO_FP:?}, off-cpu: main thread {:.2} s off-CPU, {:.1}% reaching main",
+        ns as f64 / 1e9,
+        100.0 * share
+    );
+    assert!(
+        ns >= 1_000_000_000,
+        "the main thread was off the CPU for only {ns} ns of 3 s\n{context}"
+    );
+    assert!(
+        share >= 0.95,
+        "only {:.1}% of the main thread's off-CPU time reaches main through libc, expected \
+         >= 95%\n{context}",
+        100.0 * share
+    );
+    let (fp_share, _, fp_context) = main_thread_reaching_main("fp");
+    eprintln!(
+        "blocking {NO_FP:?}, off-cpu --call-graph fp: {:.1}% reaching main",
+        100.0 * fp_share
+    );
+    assert!(
+        fp_share < 0.5,
+        "the frame-pointer walk reached main in {:.1}% of the time: the check above would \
+         not tell the unwinders apart\n{fp_context}",
+        100.0 * fp_share
+    );
 }

@@ -119,7 +119,7 @@ impl Collector for CpuCollector<'_> {
         let maps = common_maps!(self.skel);
         let mut raw = maps.drain(true, false)?;
         if let Some(c) = &self.copied {
-            raw.samples.extend(c.samples(&maps)?);
+            raw.samples.extend(c.samples(&maps, false)?);
             raw.notes = c.notes();
         }
         Ok(raw)

@@ -7,17 +7,27 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
+use super::stack_samples::StackSamples;
 use super::{attach_error, load_error, task_iter, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::offcpu::{OffcpuSkel, OffcpuSkelBuilder};
 use crate::kind::ProfileKind;
+use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
+/// The ring buffer for copied stacks: ~500 recorded blocks (each ~16 KiB) between two polls.
+const RING_BYTES: u32 = 8 << 20;
+
 pub struct OffCpuCollector<'obj> {
+    /// Blocks whose user stacks are copied; declared first so it is dropped before the
+    /// object it reads.
+    copied: Option<StackSamples>,
     skel: OffcpuSkel<'obj>,
     /// Why the blocks open at the stop could not be closed, if they could not.
     close_error: Option<CollectError>,
+    /// The next poll is the last: it waits for every stack to be unwound.
+    stopped: bool,
 }
 
 impl<'obj> OffCpuCollector<'obj> {
@@ -37,7 +47,18 @@ impl<'obj> OffCpuCollector<'obj> {
             // Deferring pays off when few blocks are recorded; with every block recorded,
             // a stack read at the switch (~0.3 µs) beats a task_work per block (~10 µs).
             ro.defer_stacks = cfg.block_sample_ns > 0 && defer_user_stacks();
+            // Only the deferred read can copy: a copy at every switch would cost too much.
+            ro.copy_stacks = ro.defer_stacks && cfg.copy_stacks;
         }
+        let copying = open
+            .maps
+            .rodata_data
+            .as_deref()
+            .is_some_and(|ro| ro.copy_stacks);
+        open.maps
+            .stack_samples
+            .set_max_entries(if copying { RING_BYTES } else { 4096 })
+            .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
             &mut open.maps.stacks,
@@ -46,9 +67,15 @@ impl<'obj> OffCpuCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
+        // Without bpf_task_work the kernel side walks frame pointers; its ring stays empty.
+        let copied = copying
+            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
+            .transpose()?;
         Ok(Self {
+            copied,
             skel,
             close_error: None,
+            stopped: false,
         })
     }
 }
@@ -91,8 +118,15 @@ impl Collector for OffCpuCollector<'_> {
         vec![&self.skel.maps.events]
     }
 
+    fn poll(&mut self, procs: &mut ProcessTable) {
+        if let Some(c) = &mut self.copied {
+            c.poll(procs, self.stopped);
+        }
+    }
+
     /// Detaches, then counts the threads still blocked up to now.
     fn stop(&mut self) {
+        self.stopped = true;
         self.skel.links.on_switch = None;
         self.close_error = task_iter::run(
             &self.skel.progs.close_blocked,
@@ -107,6 +141,12 @@ impl Collector for OffCpuCollector<'_> {
             // The profile is still worth writing; the blocks left open are just not in it.
             eprintln!("rprof-bpf: warning: threads still blocked at the stop are not counted: {e}");
         }
-        common_maps!(self.skel).drain(true, true)
+        let maps = common_maps!(self.skel);
+        let mut raw = maps.drain(true, true)?;
+        if let Some(c) = &self.copied {
+            raw.samples.extend(c.samples(&maps, true)?);
+            raw.notes = c.notes();
+        }
+        Ok(raw)
     }
 }

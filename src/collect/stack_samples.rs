@@ -145,8 +145,13 @@ impl StackSamples {
         true
     }
 
-    /// The summed samples, values `[count, total ns]`, kernel stacks read from `maps`.
-    pub fn samples(&self, maps: &CommonMaps) -> Result<Vec<RawSample>, CollectError> {
+    /// The summed samples, values `[count, total ns]`, kernel stacks read from `maps`;
+    /// `from_tracepoint` as in [`RawSample`].
+    pub fn samples(
+        &self,
+        maps: &CommonMaps,
+        from_tracepoint: bool,
+    ) -> Result<Vec<RawSample>, CollectError> {
         let mut cache = StackCache::default();
         self.totals
             .iter()
@@ -158,7 +163,7 @@ impl StackSamples {
                     kernel: cache.get(maps.stacks, k.kernel_stack)?,
                     extra: k.extra,
                     values: vec![count, ns],
-                    from_tracepoint: false,
+                    from_tracepoint,
                 })
             })
             .collect()
