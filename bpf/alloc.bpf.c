@@ -16,10 +16,17 @@
  * prologue, where the return address is still at the stack pointer (x86) or
  * in the link register (arm64): so the caller of malloc is never skipped,
  * even when the allocator has no frame pointer.
+ *
+ * With `copy_stacks` (--call-graph dwarf, while sampling), a kept allocation's
+ * stack is not walked here: it goes to user space as a copy, to be unwound
+ * with the binaries' CFI, under an id of its own that stands for it in
+ * `counts` and `live`, so the accounting stays in the kernel.
  */
 #include "common.bpf.h"
+#include "stack_copy.bpf.h"
 
 const volatile u64 sample_bytes = 512 * 1024;
+const volatile bool copy_stacks = false;
 /* Set by user space when the window ends: detaching uprobes takes a while, and nothing
  * after the window may count. */
 volatile bool stopped = false;
@@ -75,6 +82,24 @@ static __always_inline void entry_stack(struct pt_regs *ctx, struct stack_trace 
 	walk_frame_pointers(st, PT_REGS_FP(ctx), bpf_get_current_task_btf(), true);
 }
 
+/*
+ * Sends a copy of the caller's stack to user space; returns the id that stands
+ * for it (unique: the CPU and the time), or RPROF_NO_STACK when it was lost.
+ */
+static __always_inline u64 copied_stack(struct pt_regs *ctx)
+{
+	struct stack_sample *e = reserve_stack_sample(bpf_get_current_task_btf(), ctx, true);
+	u64 id;
+
+	if (!e)
+		return RPROF_NO_STACK;
+	id = 1ULL << 63 | (u64)bpf_get_smp_processor_id() << 48 |
+	     (bpf_ktime_get_ns() & ((1ULL << 48) - 1));
+	e->user_stack = id;
+	bpf_ringbuf_submit(e, 0);
+	return id;
+}
+
 /* Decides whether an allocation of size bytes is kept, and with what weights. */
 static __always_inline bool keep(u64 size, u64 *objects, u64 *bytes)
 {
@@ -113,7 +138,11 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u64 size, u64 out_pt
 		return 0;
 	}
 	p.kept = keep(size, &p.objects, &p.bytes);
-	if (p.kept) {
+	if (p.kept && copy_stacks) {
+		count(RPROF_CNT_SAMPLES);
+		p.user_stack = copied_stack(ctx);
+		p.kept = p.user_stack != RPROF_NO_STACK;
+	} else if (p.kept) {
 		count(RPROF_CNT_SAMPLES);
 		st = bpf_map_lookup_elem(&scratch, &zero);
 		if (!st) {

@@ -202,7 +202,9 @@ enum created_kind {
  * A sample whose user stack is copied rather than walked in BPF: the
  * thread's user registers and the top of its stack, which user space unwinds
  * with the binaries' CFI (code without frame pointers, such as Debian's libc,
- * cannot be walked by frame pointers). CPU samples and lock waits use it.
+ * cannot be walked by frame pointers). CPU samples, off-CPU blocks and lock
+ * waits are summed in user space; an allocation keeps its in-kernel
+ * accounting under `user_stack`, an id that stands for the copied stack.
  * stack holds stack_len bytes from sp.
  */
 struct stack_sample {
@@ -213,6 +215,8 @@ struct stack_sample {
 	__u32 stack_len;
 	/* Id of the kernel stack in the `stacks` map, or RPROF_NO_STACK. */
 	__u64 kernel_stack;
+	/* alloc: the id standing for this user stack in `counts` and `live`; 0 otherwise. */
+	__u64 user_stack;
 	/* What this sample stands for: as sample_value. */
 	__u64 count;
 	__u64 total_ns;
@@ -223,6 +227,6 @@ struct stack_sample {
 	__u64 lr;
 	__u8 stack[RPROF_STACK_COPY_BYTES];
 };
-_Static_assert(sizeof(struct stack_sample) == 72 + RPROF_STACK_COPY_BYTES, "stack_sample size");
+_Static_assert(sizeof(struct stack_sample) == 80 + RPROF_STACK_COPY_BYTES, "stack_sample size");
 
 #endif /* __RPROF_H__ */

@@ -85,6 +85,7 @@ static __always_inline struct stack_sample *reserve_stack_sample(struct task_str
 	e->stack_len = copy_user_stack(e, task, own);
 	e->extra = 0;
 	e->kernel_stack = RPROF_NO_STACK;
+	e->user_stack = RPROF_NO_STACK;
 	e->count = 0;
 	e->total_ns = 0;
 	return e;

@@ -191,8 +191,8 @@ pub struct RecordArgs {
     /// it with the binaries' .eh_frame/.debug_frame, so callers show in code without frame
     /// pointers (distro libraries such as libc, -O2 leaf functions, Rust release builds).
     /// `fp` walks frame pointers in the kernel: cheaper, but it loses those callers. For cpu,
-    /// and for off-cpu and wall on kernels with bpf_task_work (6.18+); mutex always uses
-    /// CFI, alloc and threadcreate frame pointers.
+    /// alloc (when sampling), and off-cpu and wall on kernels with bpf_task_work (6.18+);
+    /// mutex always uses CFI, threadcreate frame pointers.
     #[arg(long, value_enum, default_value = "dwarf")]
     pub call_graph: CallGraph,
 

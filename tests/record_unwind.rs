@@ -598,3 +598,75 @@ fn off_cpu_stacks_reach_main_through_libc() {
         100.0 * fp_share
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// alloc: allocations made by a program without frame pointers
+// ---------------------------------------------------------------------------------------
+
+/// The share of sampled alloc_space whose stack reaches `main`, from an alloc recording of
+/// allocs.c built without frame pointers and launched under rprof-bpf.
+fn alloc_space_reaching_main(call_graph: &str) -> (f64, i64, String) {
+    let dir = TempDir::new(&format!("unwind-alloc-{call_graph}"));
+    let bin = build_c_exact("gcc", "allocs.c", dir.path(), "allocs", NO_FP);
+    let out = dir.join("alloc.pb.gz");
+    let run = record(
+        &[
+            "--type",
+            "alloc",
+            "--alloc-sample-bytes",
+            "4096",
+            "--call-graph",
+            call_graph,
+            "-o",
+            out.to_str().unwrap(),
+            "--",
+            bin.to_str().unwrap(),
+            "run",
+            "400",
+        ],
+        Duration::from_secs(60),
+    );
+    run.assert_success();
+    let p = decode(&out);
+    let any = |_: &StackSample| true;
+    let bytes = p.total_where("alloc_space", any);
+    let share = p.share_within("alloc_space", any, |s| s.user_callers().contains(&"main"));
+    let context = format!(
+        "heaviest stacks (alloc_space):\n{}{}",
+        histogram(&p, "alloc_space", 8, any, |s| stack_text(s, 0, 8)),
+        p.report()
+    );
+    (share, bytes, context)
+}
+
+/// A kept allocation's stack is copied at the allocator's entry and unwound with CFI, so
+/// every allocation of a program without frame pointers reaches main; the frame-pointer
+/// walk stops at the allocator's caller.
+#[test]
+fn alloc_stacks_reach_main_without_frame_pointers() {
+    if !require_bpf() {
+        return;
+    }
+    let (share, bytes, context) = alloc_space_reaching_main("dwarf");
+    eprintln!(
+        "allocs {NO_FP:?}, alloc: {bytes} bytes sampled, {:.1}% reaching main",
+        100.0 * share
+    );
+    assert!(bytes > 0, "no allocations in the profile\n{context}");
+    assert!(
+        share >= 0.95,
+        "only {:.1}% of alloc_space reaches main, expected >= 95%\n{context}",
+        100.0 * share
+    );
+    let (fp_share, _, fp_context) = alloc_space_reaching_main("fp");
+    eprintln!(
+        "allocs {NO_FP:?}, alloc --call-graph fp: {:.1}% reaching main",
+        100.0 * fp_share
+    );
+    assert!(
+        fp_share < 0.5,
+        "the frame-pointer walk reached main for {:.1}% of alloc_space: the check above would \
+         not tell the unwinders apart\n{fp_context}",
+        100.0 * fp_share
+    );
+}

@@ -9,6 +9,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, UprobeOpts};
 use super::bpf_maps::{
     attach_process_tracking, common_maps, detach_process_tracking, size_maps, StackCache,
 };
+use super::stack_samples::StackSamples;
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::allocator::Allocator;
 use crate::bpf::alloc::{AllocSkel, AllocSkelBuilder};
@@ -17,13 +18,22 @@ use crate::bpf::from_bytes;
 use crate::bpf::libbpf_log;
 use crate::bpf::shared::{live_alloc, sample_key};
 use crate::kind::ProfileKind;
+use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
+/// The ring buffer for copied stacks: ~500 kept allocations (each ~16 KiB) between two polls.
+const RING_BYTES: u32 = 8 << 20;
+
 pub struct AllocCollector<'obj> {
+    /// Kept allocations' copied stacks; declared first so it is dropped before the object
+    /// it reads.
+    copied: Option<StackSamples>,
     skel: AllocSkel<'obj>,
     /// Where to attach: (pid filter, allocator); -1 is every process.
     sites: Vec<(i32, Allocator)>,
     links: Vec<Link>,
+    /// The next poll is the last: it waits for every stack to be unwound.
+    stopped: bool,
 }
 
 impl<'obj> AllocCollector<'obj> {
@@ -35,11 +45,18 @@ impl<'obj> AllocCollector<'obj> {
         let err = load_error("alloc");
         libbpf_log::take();
         let mut open = AllocSkelBuilder::default().open(storage).map_err(&err)?;
+        // Recording every allocation, a 16 KiB copy each would cost too much.
+        let copying = cfg.copy_stacks && cfg.alloc_sample_bytes > 0;
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
             ro.sample_bytes = cfg.alloc_sample_bytes;
+            ro.copy_stacks = copying;
         }
+        open.maps
+            .stack_samples
+            .set_max_entries(if copying { RING_BYTES } else { 4096 })
+            .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
             &mut open.maps.stacks,
@@ -52,10 +69,15 @@ impl<'obj> AllocCollector<'obj> {
             .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
+        let copied = copying
+            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
+            .transpose()?;
         Ok(Self {
+            copied,
             skel,
             sites,
             links: Vec::new(),
+            stopped: false,
         })
     }
 }
@@ -156,7 +178,14 @@ impl Collector for AllocCollector<'_> {
         vec![&self.skel.maps.events]
     }
 
+    fn poll(&mut self, procs: &mut ProcessTable) {
+        if let Some(c) = &mut self.copied {
+            c.poll(procs, self.stopped);
+        }
+    }
+
     fn stop(&mut self) {
+        self.stopped = true;
         // First stop counting: detaching the uprobes one by one takes a while.
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             bss.stopped = true;
@@ -170,6 +199,9 @@ impl Collector for AllocCollector<'_> {
     fn drain(&self) -> Result<RawProfile, CollectError> {
         let maps = common_maps!(self.skel);
         let mut cache = StackCache::default();
+        if let Some(c) = &self.copied {
+            c.fill(&mut cache);
+        }
         let mut samples = Vec::new();
         for (k, v) in maps.entries()? {
             let values = vec![v.count as i64, v.total_ns as i64, 0, 0];
@@ -202,7 +234,11 @@ impl Collector for AllocCollector<'_> {
             samples,
             threads: maps.threads()?,
             counters: maps.counters()?,
-            notes: Vec::new(),
+            notes: self
+                .copied
+                .as_ref()
+                .map(StackSamples::notes)
+                .unwrap_or_default(),
         })
     }
 }

@@ -243,6 +243,11 @@ pub struct StackCache {
 }
 
 impl StackCache {
+    /// Adds a stack that is not in any map (unwound in user space).
+    pub fn insert(&mut self, id: u64, frames: Vec<u64>) {
+        self.stacks.insert(id, frames);
+    }
+
     pub fn get(&mut self, map: &dyn MapCore, id: u64) -> Result<Vec<u64>, CollectError> {
         if id == 0 {
             return Ok(Vec::new());

@@ -1,7 +1,8 @@
 //! Samples whose user stack BPF copied instead of walking (`bpf/stack_copy.bpf.h`): they
 //! arrive through a ring buffer with the thread's registers and the top of its stack, are
 //! unwound here while recording with the CFI of the files the process maps, and summed by
-//! thread and stack, as the kernel sums the samples it walks itself.
+//! thread and stack, as the kernel sums the samples it walks itself; or, for a kind whose
+//! accounting stays in the kernel (alloc), kept under the id that stands for them there.
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -41,6 +42,8 @@ pub struct StackSamples {
     unwinder: UnwindCache,
     /// (count, total ns) by key.
     totals: HashMap<Key, (i64, i64)>,
+    /// Stacks that stand under an id in the kernel's own aggregation (alloc).
+    by_id: HashMap<u64, Vec<u64>>,
 }
 
 impl StackSamples {
@@ -68,6 +71,7 @@ impl StackSamples {
             waiting: Vec::new(),
             unwinder: UnwindCache::new(table_limit),
             totals: HashMap::new(),
+            by_id: HashMap::new(),
         })
     }
 
@@ -132,6 +136,10 @@ impl StackSamples {
             },
             None => vec![s.ip],
         };
+        if s.user_stack != 0 {
+            self.by_id.insert(s.user_stack, user);
+            return true;
+        }
         let key = Key {
             pid: s.pid,
             tid: s.tid,
@@ -167,6 +175,14 @@ impl StackSamples {
                 })
             })
             .collect()
+    }
+
+    /// Puts the stacks that stand under an id into `cache`, so the kernel's entries that use
+    /// those ids find them.
+    pub fn fill(&self, cache: &mut StackCache) {
+        for (&id, frames) in &self.by_id {
+            cache.insert(id, frames.clone());
+        }
     }
 
     /// What the unwinder's table cache did, as lines for the profile's comments.
