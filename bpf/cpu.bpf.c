@@ -15,34 +15,6 @@
 
 const volatile bool copy_stacks = false;
 
-/* Sends one sample with a copy of its user stack; a lost one is counted. */
-static __always_inline void send_copied(struct bpf_perf_event_data *ctx, struct task_struct *task)
-{
-	u32 one = 1;
-	struct stack_trace *kstack = bpf_map_lookup_elem(&scratch, &one);
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	struct stack_sample *e;
-	bool dropped = false;
-	u64 kernel_id;
-
-	if (!kstack) {
-		count(RPROF_CNT_SCRATCH_MISSING);
-		return;
-	}
-	read_stack(ctx, kstack, 0, RPROF_CNT_KERNEL_STACK_ERROR, RPROF_CNT_KERNEL_STACK_TRUNCATED);
-	kernel_id = store_stack(kstack, &dropped);
-	if (dropped)
-		return;
-	/* The registers of user mode, where the thread was or will return to. */
-	e = reserve_stack_sample(task, regs, true);
-	if (!e)
-		return;
-	e->kernel_stack = kernel_id;
-	e->count = 1;
-	e->total_ns = ctx->sample_period;
-	bpf_ringbuf_submit(e, 0);
-}
-
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
 {
@@ -63,7 +35,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	note_process(pid);
 	/* Kernel threads have no user stack to copy: they are aggregated here. */
 	if (copy_stacks && !(task->flags & PF_KTHREAD)) {
-		send_copied(ctx, task);
+		send_current(ctx, task, 0, 1, ctx->sample_period);
 		return 0;
 	}
 	if (!current_stacks(ctx, task, &key.user_stack, &key.kernel_stack))

@@ -91,4 +91,36 @@ static __always_inline struct stack_sample *reserve_stack_sample(struct task_str
 	return e;
 }
 
+/*
+ * Sends a sample of the current task: a copy of its user stack, and its kernel
+ * stack stored in `stacks`. Lost samples are counted.
+ */
+static __always_inline void send_current(void *ctx, struct task_struct *task, u32 extra, u64 n,
+					 u64 ns)
+{
+	u32 one = 1;
+	struct stack_trace *kstack = bpf_map_lookup_elem(&scratch, &one);
+	struct stack_sample *e;
+	bool dropped = false;
+	u64 kernel_id;
+
+	if (!kstack) {
+		count(RPROF_CNT_SCRATCH_MISSING);
+		return;
+	}
+	read_stack(ctx, kstack, 0, RPROF_CNT_KERNEL_STACK_ERROR, RPROF_CNT_KERNEL_STACK_TRUNCATED);
+	kernel_id = store_stack(kstack, &dropped);
+	if (dropped)
+		return;
+	/* The registers of user mode, where the thread was or will return to. */
+	e = reserve_stack_sample(task, (struct pt_regs *)bpf_task_pt_regs(task), true);
+	if (!e)
+		return;
+	e->kernel_stack = kernel_id;
+	e->extra = extra;
+	e->count = n;
+	e->total_ns = ns;
+	bpf_ringbuf_submit(e, 0);
+}
+
 #endif /* __RPROF_STACK_COPY_BPF_H__ */

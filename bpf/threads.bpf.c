@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * Thread-creation profiler: every thread or process a target creates is
- * counted by the stacks of the thread that created it.
+ * counted by the stacks of the thread that created it. With `copy_stacks`
+ * (--call-graph dwarf), the user stack is copied for user space to unwind
+ * with CFI and the counting is done there.
  */
 #include "common.bpf.h"
+#include "stack_copy.bpf.h"
+
+const volatile bool copy_stacks = false;
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
@@ -15,14 +20,18 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (!is_target(pid))
 		return 0;
 	count(RPROF_CNT_SAMPLES);
+	remember_thread(parent, pid, tid);
+	note_process(pid);
+	key.extra = child->pid == child->tgid ? CREATED_PROCESS : CREATED_THREAD;
 	/* The tracepoint runs in the creating thread, so its stacks are current's. */
+	if (copy_stacks && !(parent->flags & PF_KTHREAD)) {
+		send_current(ctx, parent, key.extra, 1, 0);
+		return 0;
+	}
 	if (!current_stacks(ctx, parent, &key.user_stack, &key.kernel_stack))
 		return 0;
 	key.pid = pid;
 	key.tid = tid;
-	key.extra = child->pid == child->tgid ? CREATED_PROCESS : CREATED_THREAD;
-	remember_thread(parent, pid, tid);
-	note_process(pid);
 	aggregate(&key, 1, 0);
 	return 0;
 }

@@ -190,9 +190,9 @@ pub struct RecordArgs {
     /// How user stacks are unwound. `dwarf` copies the top 16 KiB of the stack and unwinds
     /// it with the binaries' .eh_frame/.debug_frame, so callers show in code without frame
     /// pointers (distro libraries such as libc, -O2 leaf functions, Rust release builds).
-    /// `fp` walks frame pointers in the kernel: cheaper, but it loses those callers. For cpu,
-    /// alloc (when sampling), and off-cpu and wall on kernels with bpf_task_work (6.18+);
-    /// mutex always uses CFI, threadcreate frame pointers.
+    /// `fp` walks frame pointers in the kernel: cheaper, but it loses those callers. mutex
+    /// always uses CFI; off-cpu and wall need bpf_task_work (Linux 6.18+) for it, and alloc
+    /// sampling (--alloc-sample-bytes above 0).
     #[arg(long, value_enum, default_value = "dwarf")]
     pub call_graph: CallGraph,
 

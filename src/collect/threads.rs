@@ -5,15 +5,26 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
+use super::stack_samples::StackSamples;
 use super::{load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
 use crate::bpf::threads::{ThreadsSkel, ThreadsSkelBuilder};
 use crate::kind::ProfileKind;
+use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
+/// The ring buffer for copied stacks: a burst of ~500 creations (each ~16 KiB) between two
+/// polls.
+const RING_BYTES: u32 = 8 << 20;
+
 pub struct ThreadCreateCollector<'obj> {
+    /// Creations with copied stacks; declared first so it is dropped before the object it
+    /// reads.
+    copied: Option<StackSamples>,
     skel: ThreadsSkel<'obj>,
+    /// The next poll is the last: it waits for every stack to be unwound.
+    stopped: bool,
 }
 
 impl<'obj> ThreadCreateCollector<'obj> {
@@ -27,7 +38,12 @@ impl<'obj> ThreadCreateCollector<'obj> {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
+            ro.copy_stacks = cfg.copy_stacks;
         }
+        open.maps
+            .stack_samples
+            .set_max_entries(if cfg.copy_stacks { RING_BYTES } else { 4096 })
+            .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
             &mut open.maps.stacks,
@@ -36,7 +52,15 @@ impl<'obj> ThreadCreateCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        Ok(Self { skel })
+        let copied = cfg
+            .copy_stacks
+            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
+            .transpose()?;
+        Ok(Self {
+            copied,
+            skel,
+            stopped: false,
+        })
     }
 }
 
@@ -58,11 +82,29 @@ impl Collector for ThreadCreateCollector<'_> {
         vec![&self.skel.maps.events]
     }
 
+    fn poll(&mut self, procs: &mut ProcessTable) {
+        if let Some(c) = &mut self.copied {
+            c.poll(procs, self.stopped);
+        }
+    }
+
     fn stop(&mut self) {
+        self.stopped = true;
         detach_process_tracking!(self.skel);
     }
 
+    /// Kernel threads' creations are counted in the kernel even with copied stacks.
     fn drain(&self) -> Result<RawProfile, CollectError> {
-        common_maps!(self.skel).drain(false, true)
+        let maps = common_maps!(self.skel);
+        let mut raw = maps.drain(false, true)?;
+        if let Some(c) = &self.copied {
+            for mut s in c.samples(&maps, true)? {
+                // Creations have a count and no time.
+                s.values.truncate(1);
+                raw.samples.push(s);
+            }
+            raw.notes = c.notes();
+        }
+        Ok(raw)
     }
 }

@@ -114,6 +114,15 @@ pub fn unwind_with(
                 let cfa = match row.cfa {
                     Cfa::Sp(o) => r.sp.wrapping_add_signed(i64::from(o)),
                     Cfa::Fp(o) => r.fp.wrapping_add_signed(i64::from(o)),
+                    Cfa::Plt { threshold } => {
+                        // Stubs are 16-byte aligned, in the file as in memory.
+                        let pushed = if r.ip & 15 >= u64::from(threshold) {
+                            8
+                        } else {
+                            0
+                        };
+                        r.sp.wrapping_add(8 + pushed)
+                    }
                     Cfa::Unsupported | Cfa::None => unreachable!("filtered above"),
                 };
                 let read_at = |o: i32| mem.read_u64(cfa.wrapping_add_signed(i64::from(o)));
@@ -123,19 +132,21 @@ pub fn unwind_with(
                     Saved::Unchanged if frames.len() == 1 => Some(r.lr),
                     _ => None,
                 };
+                // A saved FP can lie below the stack pointer (an epilogue has popped it), out
+                // of the copy. Callers that need it fail on their own; most do not.
                 let fp = match row.fp {
-                    Saved::AtCfa(o) => read_at(o),
-                    Saved::Unchanged => Some(r.fp),
-                    _ => None,
+                    Saved::AtCfa(o) => read_at(o).unwrap_or(0),
+                    Saved::Unchanged => r.fp,
+                    _ => 0,
                 };
-                match (ra, fp) {
-                    (Some(ip), Some(fp)) => Regs {
+                match ra {
+                    Some(ip) => Regs {
                         ip,
                         sp: cfa,
                         fp,
                         lr: 0,
                     },
-                    _ => break,
+                    None => break,
                 }
             }
             // No usable rule: one frame-pointer step.
