@@ -22,11 +22,12 @@ enum rprof_limit {
 	RPROF_PID_LIMIT = 4 * 1024 * 1024,
 	RPROF_TARGET_WORDS = RPROF_PID_LIMIT / 64,
 	/*
-	 * Bytes of user stack copied per sample for unwinding in user space: the
-	 * rest of sp's page and up to three more pages (perf's --call-graph dwarf
-	 * copies 8 KiB by default).
+	 * The most bytes of user stack a sample can copy for unwinding in user
+	 * space; how many it does is set at load (--call-graph dwarf,SIZE, 16 KiB
+	 * by default: perf's --call-graph dwarf copies 8 KiB by default, 64 KiB at
+	 * most).
 	 */
-	RPROF_STACK_COPY_BYTES = 16384,
+	RPROF_STACK_COPY_MAX = 65536,
 };
 
 /*
@@ -225,8 +226,9 @@ struct stack_sample {
 	__u64 sp;
 	__u64 fp;
 	__u64 lr;
-	__u8 stack[RPROF_STACK_COPY_BYTES];
+	/* Records are only as long as the copy size set at load. */
+	__u8 stack[RPROF_STACK_COPY_MAX];
 };
-_Static_assert(sizeof(struct stack_sample) == 80 + RPROF_STACK_COPY_BYTES, "stack_sample size");
+_Static_assert(sizeof(struct stack_sample) == 80 + RPROF_STACK_COPY_MAX, "stack_sample size");
 
 #endif /* __RPROF_H__ */

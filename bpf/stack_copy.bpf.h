@@ -21,6 +21,9 @@ struct {
 
 struct stack_sample _stack_sample_btf = {};
 
+/* Bytes of stack a sample copies: a multiple of 4096, at most RPROF_STACK_COPY_MAX. */
+const volatile u32 stack_copy_bytes = 16384;
+
 /* Reads user memory of the current task (own) or, in a sleepable program, of task. */
 static __always_inline long read_user(void *dst, u32 size, u64 addr, struct task_struct *task,
 				      bool own)
@@ -32,7 +35,7 @@ static __always_inline long read_user(void *dst, u32 size, u64 addr, struct task
 
 /*
  * Copies the user stack from e->sp: the rest of sp's page, then whole pages
- * while they are mapped and fit. No read crosses a page, so none fails
+ * while they are mapped and fit in stack_copy_bytes. No read crosses a page, so none fails
  * half-way on the unmapped memory past the top of a stack. Returns the bytes
  * copied.
  */
@@ -46,10 +49,10 @@ static __always_inline u32 copy_user_stack(struct stack_sample *e, struct task_s
 		return 0;
 	}
 #pragma unroll
-	for (int i = 0; i < RPROF_STACK_COPY_BYTES / 4096 - 1; i++) {
+	for (int i = 0; i < RPROF_STACK_COPY_MAX / 4096 - 1; i++) {
 		/* Hide len's known range from clang, so the verifier sees the check. */
 		barrier_var(len);
-		if (len > RPROF_STACK_COPY_BYTES - 4096)
+		if (len > stack_copy_bytes - 4096)
 			break;
 		if (read_user(e->stack + len, 4096, e->sp + len, task, own))
 			break;
@@ -66,7 +69,8 @@ static __always_inline u32 copy_user_stack(struct stack_sample *e, struct task_s
 static __always_inline struct stack_sample *reserve_stack_sample(struct task_struct *task,
 								 struct pt_regs *regs, bool own)
 {
-	struct stack_sample *e = bpf_ringbuf_reserve(&stack_samples, sizeof(*e), 0);
+	struct stack_sample *e = bpf_ringbuf_reserve(
+		&stack_samples, __builtin_offsetof(struct stack_sample, stack) + stack_copy_bytes, 0);
 
 	if (!e) {
 		count(RPROF_CNT_STACK_SAMPLES_LOST);

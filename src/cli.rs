@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use rprof_bpf::bpf::shared::block_state_filter as F;
+use rprof_bpf::collect::stack_samples::DEFAULT_COPY_BYTES;
 use rprof_bpf::kind::ProfileKind;
 use rprof_bpf::output::Format;
 use rprof_bpf::report::ReportFormat;
@@ -105,10 +106,10 @@ impl StateArg {
 }
 
 /// How user stacks are unwound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallGraph {
-    /// Copy the top of the stack and unwind it with the binaries' CFI (.eh_frame).
-    Dwarf,
+    /// Copy the top this many bytes of the stack and unwind them with the binaries' CFI.
+    Dwarf(u32),
     /// Walk frame pointers in the kernel.
     Fp,
 }
@@ -187,13 +188,14 @@ pub struct RecordArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
 
-    /// How user stacks are unwound. `dwarf` copies the top 16 KiB of the stack and unwinds
-    /// it with the binaries' .eh_frame/.debug_frame, so callers show in code without frame
+    /// How user stacks are unwound. `dwarf` copies the top 16 KiB of the stack
+    /// (`dwarf,SIZE`: SIZE bytes, a multiple of 4K up to 64K) and unwinds it with the binaries'
+    /// .eh_frame/.debug_frame, so callers show in code without frame
     /// pointers (distro libraries such as libc, -O2 leaf functions, Rust release builds).
     /// `fp` walks frame pointers in the kernel: cheaper, but it loses those callers. mutex
     /// always uses CFI; off-cpu and wall need bpf_task_work (Linux 6.18+) for it, and alloc
     /// sampling (--alloc-sample-bytes above 0).
-    #[arg(long, value_enum, default_value = "dwarf")]
+    #[arg(long, value_name = "dwarf[,SIZE]|fp", value_parser = parse_call_graph, default_value = "dwarf")]
     pub call_graph: CallGraph,
 
     /// Most memory for unwind tables (e.g. 64M, 1G): past it, the tables used longest ago
@@ -276,6 +278,25 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos((value * nanos_per).round() as u64))
 }
 
+/// `fp`, `dwarf` or `dwarf,SIZE` (as perf's --call-graph).
+fn parse_call_graph(s: &str) -> Result<CallGraph, String> {
+    let (mode, size) = s.split_once(',').map_or((s, None), |(m, z)| (m, Some(z)));
+    match (mode, size) {
+        ("fp", None) => Ok(CallGraph::Fp),
+        ("dwarf", None) => Ok(CallGraph::Dwarf(DEFAULT_COPY_BYTES)),
+        ("dwarf", Some(size)) => {
+            let bytes = parse_size(size)?;
+            if bytes % 4096 != 0 || !(4096..=65536).contains(&bytes) {
+                return Err(format!(
+                    "the stack copy of {size} must be a multiple of 4K from 4K to 64K"
+                ));
+            }
+            Ok(CallGraph::Dwarf(bytes as u32))
+        }
+        _ => Err(format!("{s:?} is not fp, dwarf or dwarf,SIZE")),
+    }
+}
+
 /// A size in bytes, with an optional binary unit: K, M, G (or KiB, MiB, GiB).
 fn parse_size(s: &str) -> Result<usize, String> {
     let bad = || format!("{s:?} is not a size like 64M or 1G");
@@ -340,10 +361,15 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("12X").is_err());
         assert!(parse_size("M").is_err());
+        assert_eq!(parse_call_graph("dwarf,64K"), Ok(CallGraph::Dwarf(65536)));
+        assert_eq!(parse_call_graph("fp"), Ok(CallGraph::Fp));
+        assert!(parse_call_graph("dwarf,5000").is_err());
+        assert!(parse_call_graph("dwarf,128K").is_err());
+        assert!(parse_call_graph("lbr").is_err());
         let r = parse(&["-a"]).unwrap();
         assert_eq!(
             (r.call_graph, r.max_unwind_memory),
-            (CallGraph::Dwarf, 512 << 20)
+            (CallGraph::Dwarf(16384), 512 << 20)
         );
     }
 

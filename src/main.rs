@@ -54,7 +54,10 @@ fn run(cli: cli::Cli, started: Instant) -> Result<ExitCode> {
                 state_filter: args.state.filter(),
                 thread_roots: args.thread_roots,
                 alloc_sample_bytes: args.alloc_sample_bytes,
-                copy_stacks: args.call_graph == cli::CallGraph::Dwarf,
+                stack_copy_bytes: match args.call_graph {
+                    cli::CallGraph::Dwarf(bytes) => bytes,
+                    cli::CallGraph::Fp => 0,
+                },
                 unwind_memory: args.max_unwind_memory,
                 format: args.format(),
                 top: args.top,

@@ -51,8 +51,8 @@ pub struct RecordOptions {
     pub state_filter: u32,
     /// alloc: the mean bytes between sampled allocations.
     pub alloc_sample_bytes: u64,
-    /// cpu: copy user stacks and unwind them with CFI, instead of walking frame pointers.
-    pub copy_stacks: bool,
+    /// Bytes of user stack copied per sample for unwinding with CFI; 0 walks frame pointers.
+    pub stack_copy_bytes: u32,
     /// Bytes of unwind tables kept at most.
     pub unwind_memory: usize,
     /// Synthetic process and thread root frames on every sample.
@@ -167,7 +167,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         block_sample_ns: opts.block_rate.as_nanos() as u64,
         state_filter: opts.state_filter,
         alloc_sample_bytes: opts.alloc_sample_bytes,
-        copy_stacks: opts.copy_stacks,
+        stack_copy_bytes: opts.stack_copy_bytes,
         unwind_memory: opts.unwind_memory,
     };
 

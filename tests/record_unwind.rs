@@ -670,3 +670,59 @@ fn alloc_stacks_reach_main_without_frame_pointers() {
         100.0 * fp_share
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// the size of the stack copy: --call-graph dwarf,SIZE
+// ---------------------------------------------------------------------------------------
+
+/// The share of deep_stack's samples that reach `main`, recorded with `call_graph`.
+fn deep_stack_reaching_main(call_graph: &str) -> (f64, i64, String) {
+    let dir = TempDir::new("unwind-deep");
+    let bin = build_c_exact("gcc", "deep_stack.c", dir.path(), "deep_stack", NO_FP);
+    let workload = Workload::start(&bin, &["20", "100"]);
+    let out = dir.join("cpu.pb.gz");
+    let p = record_workload(&workload, &out, &["--call-graph", call_graph]);
+    let spinning = |s: &StackSample| s.contains("spin");
+    let samples = p.total_where("samples", spinning);
+    let share = p.share_within("samples", spinning, |s| s.user_callers().contains(&"main"));
+    let context = format!(
+        "outermost frames (samples):\n{}{}",
+        histogram(&p, "samples", 6, spinning, |s| called_frames(s)
+            .last()
+            .map(|f| show(f))
+            .unwrap_or_default()),
+        p.report()
+    );
+    (share, samples, context)
+}
+
+/// A stack of ~27 KiB is complete with a 64 KiB copy and cut off with the default 16 KiB.
+#[test]
+fn stack_copy_size_reaches_deep_stacks() {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let (share, samples, context) = deep_stack_reaching_main("dwarf,64K");
+    eprintln!(
+        "deep_stack, --call-graph dwarf,64K: {samples} samples, {:.1}% reaching main",
+        100.0 * share
+    );
+    assert!(samples >= MIN_SAMPLES, "only {samples} samples\n{context}");
+    assert!(
+        share >= 0.95,
+        "only {:.1}% of the samples reach main with a 64 KiB copy\n{context}",
+        100.0 * share
+    );
+    let (short, _, short_context) = deep_stack_reaching_main("dwarf");
+    eprintln!(
+        "deep_stack, --call-graph dwarf (16 KiB): {:.1}% reaching main",
+        100.0 * short
+    );
+    assert!(
+        short < 0.5,
+        "{:.1}% of the samples reach main with a 16 KiB copy of a ~27 KiB stack: the \
+         workload is not as deep as it should be\n{short_context}",
+        100.0 * short
+    );
+}

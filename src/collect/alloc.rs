@@ -9,7 +9,7 @@ use libbpf_rs::{Link, MapCore, MapFlags, OpenObject, ProgramMut, UprobeOpts};
 use super::bpf_maps::{
     attach_process_tracking, common_maps, detach_process_tracking, size_maps, StackCache,
 };
-use super::stack_samples::StackSamples;
+use super::stack_samples::{ring_bytes, StackSamples};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::allocator::Allocator;
 use crate::bpf::alloc::{AllocSkel, AllocSkelBuilder};
@@ -21,8 +21,8 @@ use crate::kind::ProfileKind;
 use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
-/// The ring buffer for copied stacks: ~500 kept allocations (each ~16 KiB) between two polls.
-const RING_BYTES: u32 = 8 << 20;
+/// Copied stacks the ring buffer holds: kept allocations between two polls.
+const RING_RECORDS: f64 = 512.0;
 
 pub struct AllocCollector<'obj> {
     /// Kept allocations' copied stacks; declared first so it is dropped before the object
@@ -45,17 +45,22 @@ impl<'obj> AllocCollector<'obj> {
         let err = load_error("alloc");
         libbpf_log::take();
         let mut open = AllocSkelBuilder::default().open(storage).map_err(&err)?;
-        // Recording every allocation, a 16 KiB copy each would cost too much.
-        let copying = cfg.copy_stacks && cfg.alloc_sample_bytes > 0;
+        // Recording every allocation, a stack copy each would cost too much.
+        let copy = if cfg.alloc_sample_bytes > 0 {
+            cfg.stack_copy_bytes
+        } else {
+            0
+        };
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
             ro.sample_bytes = cfg.alloc_sample_bytes;
-            ro.copy_stacks = copying;
+            ro.copy_stacks = copy > 0;
+            ro.stack_copy_bytes = copy;
         }
         open.maps
             .stack_samples
-            .set_max_entries(if copying { RING_BYTES } else { 4096 })
+            .set_max_entries(ring_bytes(RING_RECORDS, copy))
             .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
@@ -69,7 +74,7 @@ impl<'obj> AllocCollector<'obj> {
             .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        let copied = copying
+        let copied = (copy > 0)
             .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
             .transpose()?;
         Ok(Self {

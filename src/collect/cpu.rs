@@ -6,7 +6,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
-use super::stack_samples::StackSamples;
+use super::stack_samples::{ring_bytes, StackSamples};
 use super::{attach_error, load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::cpu::{CpuSkel, CpuSkelBuilder};
@@ -42,12 +42,16 @@ impl<'obj> CpuCollector<'obj> {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
-            ro.copy_stacks = cfg.copy_stacks;
+            ro.copy_stacks = cfg.stack_copy_bytes > 0;
+            ro.stack_copy_bytes = cfg.stack_copy_bytes;
         }
         let cpus = perf_event::online_cpus()?.len();
         open.maps
             .stack_samples
-            .set_max_entries(ring_bytes(cfg.copy_stacks, cfg.frequency, cpus))
+            .set_max_entries(ring_bytes(
+                cfg.frequency as f64 * cpus as f64 * RING_SECONDS,
+                cfg.stack_copy_bytes,
+            ))
             .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
@@ -57,8 +61,7 @@ impl<'obj> CpuCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        let copied = cfg
-            .copy_stacks
+        let copied = (cfg.stack_copy_bytes > 0)
             .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
             .transpose()?;
         Ok(Self {
@@ -123,30 +126,5 @@ impl Collector for CpuCollector<'_> {
             raw.notes = c.notes();
         }
         Ok(raw)
-    }
-}
-
-/// The ring buffer's size: [`RING_SECONDS`] of samples at the sampling rate on every CPU, a
-/// power of two as the kernel requires, at least 1 MiB; one page when it is not used.
-fn ring_bytes(copy_stacks: bool, frequency: u64, cpus: usize) -> u32 {
-    if !copy_stacks {
-        return 4096;
-    }
-    let sample = std::mem::size_of::<crate::bpf::shared::stack_sample>() as f64 + 8.0;
-    let want = (sample * frequency as f64 * cpus as f64 * RING_SECONDS) as u64;
-    want.clamp(1 << 20, 1 << 30).next_power_of_two() as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ring_bytes;
-
-    #[test]
-    fn ring_holds_a_quarter_second_of_samples() {
-        assert_eq!(ring_bytes(false, 999, 64), 4096);
-        assert_eq!(ring_bytes(true, 99, 2), 1 << 20);
-        // 999 Hz on 2 CPUs: ~8.2 MB for a quarter second.
-        assert_eq!(ring_bytes(true, 999, 2), 8 << 20);
-        assert_eq!(ring_bytes(true, 999, 1024), 1 << 30);
     }
 }

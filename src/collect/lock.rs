@@ -8,7 +8,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
-use super::stack_samples::StackSamples;
+use super::stack_samples::{ring_bytes, StackSamples, DEFAULT_COPY_BYTES};
 use super::{attach_error, load_error, task_iter, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
@@ -16,6 +16,9 @@ use crate::bpf::lock::{LockSkel, LockSkelBuilder};
 use crate::kind::ProfileKind;
 use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
+
+/// Recorded waits the ring buffer holds between two polls.
+const RING_RECORDS: f64 = 2048.0;
 
 pub struct LockCollector<'obj> {
     /// Declared first so it is dropped before the object whose map it reads.
@@ -35,11 +38,21 @@ impl<'obj> LockCollector<'obj> {
         let err = load_error("mutex");
         libbpf_log::take();
         let mut open = LockSkelBuilder::default().open(storage).map_err(&err)?;
+        // The lock's caller sits below libc's frames: waits always copy their stacks.
+        let copy = match cfg.stack_copy_bytes {
+            0 => DEFAULT_COPY_BYTES,
+            bytes => bytes,
+        };
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
             ro.sample_ns = cfg.block_sample_ns;
+            ro.stack_copy_bytes = copy;
         }
+        open.maps
+            .stack_samples
+            .set_max_entries(ring_bytes(RING_RECORDS, copy))
+            .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
             &mut open.maps.stacks,

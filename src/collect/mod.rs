@@ -49,9 +49,9 @@ pub struct CollectConfig {
     pub state_filter: u32,
     /// alloc: the mean bytes between sampled allocations.
     pub alloc_sample_bytes: u64,
-    /// cpu: copy user stacks for unwinding with CFI in user space, instead of walking frame
-    /// pointers in BPF.
-    pub copy_stacks: bool,
+    /// Bytes of user stack to copy per sample, for unwinding with CFI in user space; 0 walks
+    /// frame pointers in BPF instead (mutex always copies: 0 means the default size there).
+    pub stack_copy_bytes: u32,
     /// Bytes of unwind tables kept for stacks unwound in user space.
     pub unwind_memory: usize,
 }

@@ -7,7 +7,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
-use super::stack_samples::StackSamples;
+use super::stack_samples::{ring_bytes, StackSamples};
 use super::{attach_error, load_error, task_iter, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
@@ -16,8 +16,8 @@ use crate::kind::ProfileKind;
 use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
-/// The ring buffer for copied stacks: ~500 recorded blocks (each ~16 KiB) between two polls.
-const RING_BYTES: u32 = 8 << 20;
+/// Copied stacks the ring buffer holds: recorded blocks between two polls.
+const RING_RECORDS: f64 = 512.0;
 
 pub struct OffCpuCollector<'obj> {
     /// Blocks whose user stacks are copied; declared first so it is dropped before the
@@ -47,17 +47,21 @@ impl<'obj> OffCpuCollector<'obj> {
             // Deferring pays off when few blocks are recorded; with every block recorded,
             // a stack read at the switch (~0.3 µs) beats a task_work per block (~10 µs).
             ro.defer_stacks = cfg.block_sample_ns > 0 && defer_user_stacks();
-            // Only the deferred read can copy: a copy at every switch would cost too much.
-            ro.copy_stacks = ro.defer_stacks && cfg.copy_stacks;
         }
-        let copying = open
+        // Only the deferred read can copy: a copy at every switch would cost too much.
+        let deferring = open
             .maps
             .rodata_data
             .as_deref()
-            .is_some_and(|ro| ro.copy_stacks);
+            .is_some_and(|ro| ro.defer_stacks);
+        let copy = if deferring { cfg.stack_copy_bytes } else { 0 };
+        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+            ro.copy_stacks = copy > 0;
+            ro.stack_copy_bytes = copy;
+        }
         open.maps
             .stack_samples
-            .set_max_entries(if copying { RING_BYTES } else { 4096 })
+            .set_max_entries(ring_bytes(RING_RECORDS, copy))
             .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
@@ -68,7 +72,7 @@ impl<'obj> OffCpuCollector<'obj> {
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
         // Without bpf_task_work the kernel side walks frame pointers; its ring stays empty.
-        let copied = copying
+        let copied = (copy > 0)
             .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
             .transpose()?;
         Ok(Self {

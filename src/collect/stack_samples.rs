@@ -23,6 +23,24 @@ const MAX_FRAMES: usize = 127;
 /// Bytes before the stack copy in a `stack_sample`.
 const HEADER: usize = std::mem::offset_of!(stack_sample, stack);
 
+/// The stack bytes a sample copies unless told otherwise: enough for most C and Rust
+/// programs; deep C++ stacks (a compiler's) want 64 KiB.
+pub const DEFAULT_COPY_BYTES: u32 = 16384;
+
+/// The size of a `stack_samples` ring buffer that holds `records` samples of `copy` stack
+/// bytes: a power of two (as the kernel requires), from 1 MiB to 1 GiB; one page when
+/// nothing is copied.
+pub fn ring_bytes(records: f64, copy: u32) -> u32 {
+    if copy == 0 {
+        return 4096;
+    }
+    // Each record has the ring buffer's 8-byte header too.
+    let record = (HEADER + copy as usize + 8) as f64;
+    ((record * records) as u64)
+        .clamp(1 << 20, 1 << 30)
+        .next_power_of_two() as u32
+}
+
 /// What samples are summed by: thread, user frames, kernel stack id, kind's detail.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -50,6 +68,7 @@ impl StackSamples {
     /// Reads the `stack_samples` ring buffer `map`, keeping at most `table_limit` bytes of
     /// unwind tables.
     pub fn new(map: &dyn MapCore, table_limit: usize) -> Result<Self, CollectError> {
+        const _: () = assert!(HEADER == 80, "stack_sample's header as bpf/rprof.h has it");
         let received = Rc::new(RefCell::new(Vec::new()));
         let sink = received.clone();
         let mut builder = RingBufferBuilder::new();
@@ -112,9 +131,7 @@ impl StackSamples {
         if data.len() < HEADER {
             return true;
         }
-        let mut head = [0u8; std::mem::size_of::<stack_sample>()];
-        head[..HEADER].copy_from_slice(&data[..HEADER]);
-        let s: stack_sample = crate::bpf::from_bytes(&head);
+        let s = Head::read(data);
         // Normally read on the process's first event already; this covers a lost event.
         if !procs.contains(s.pid) {
             let _ = procs.snapshot(s.pid, false);
@@ -127,7 +144,7 @@ impl StackSamples {
         };
         let stack = StackCopy {
             base: s.sp,
-            bytes: data[HEADER..].to_vec(),
+            bytes: &data[HEADER..],
         };
         let user = match procs.get(s.pid) {
             Some(info) => match self.unwinder.unwind(info, regs, &stack, MAX_FRAMES, wait) {
@@ -219,9 +236,84 @@ impl StackSamples {
     }
 }
 
+/// The fields of a `stack_sample` before its stack, read from a record (which is only as
+/// long as its copy, so not a whole `stack_sample`).
+struct Head {
+    pid: u32,
+    tid: u32,
+    extra: u32,
+    kernel_stack: u64,
+    user_stack: u64,
+    count: u64,
+    total_ns: u64,
+    ip: u64,
+    sp: u64,
+    fp: u64,
+    lr: u64,
+}
+
+impl Head {
+    /// `data` holds at least [`HEADER`] bytes.
+    fn read(data: &[u8]) -> Self {
+        use std::mem::offset_of;
+        let u32_at = |at: usize| u32::from_ne_bytes(data[at..at + 4].try_into().unwrap());
+        let u64_at = |at: usize| u64::from_ne_bytes(data[at..at + 8].try_into().unwrap());
+        Self {
+            pid: u32_at(offset_of!(stack_sample, pid)),
+            tid: u32_at(offset_of!(stack_sample, tid)),
+            extra: u32_at(offset_of!(stack_sample, extra)),
+            kernel_stack: u64_at(offset_of!(stack_sample, kernel_stack)),
+            user_stack: u64_at(offset_of!(stack_sample, user_stack)),
+            count: u64_at(offset_of!(stack_sample, count)),
+            total_ns: u64_at(offset_of!(stack_sample, total_ns)),
+            ip: u64_at(offset_of!(stack_sample, ip)),
+            sp: u64_at(offset_of!(stack_sample, sp)),
+            fp: u64_at(offset_of!(stack_sample, fp)),
+            lr: u64_at(offset_of!(stack_sample, lr)),
+        }
+    }
+}
+
 fn ring_error(source: libbpf_rs::Error) -> CollectError {
     CollectError::Map {
         map: "stack_samples",
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_sizes() {
+        assert_eq!(ring_bytes(1000.0, 0), 4096);
+        assert_eq!(ring_bytes(1.0, 4096), 1 << 20);
+        // 999 Hz on 2 CPUs for a quarter second, 16 KiB each: ~8.2 MB.
+        assert_eq!(ring_bytes(999.0 * 2.0 * 0.25, 16384), 8 << 20);
+        assert_eq!(ring_bytes(1e9, 65536), 1 << 30);
+    }
+
+    #[test]
+    fn header_fields_by_offset() {
+        let mut data = vec![0u8; HEADER + 16];
+        let put = |d: &mut Vec<u8>, at: usize, v: &[u8]| d[at..at + v.len()].copy_from_slice(v);
+        put(
+            &mut data,
+            std::mem::offset_of!(stack_sample, pid),
+            &7u32.to_ne_bytes(),
+        );
+        put(
+            &mut data,
+            std::mem::offset_of!(stack_sample, sp),
+            &0x1000u64.to_ne_bytes(),
+        );
+        put(
+            &mut data,
+            std::mem::offset_of!(stack_sample, lr),
+            &9u64.to_ne_bytes(),
+        );
+        let h = Head::read(&data);
+        assert_eq!((h.pid, h.sp, h.lr, h.ip), (7, 0x1000, 9, 0));
     }
 }

@@ -5,7 +5,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, OpenObject};
 
 use super::bpf_maps::{attach_process_tracking, common_maps, detach_process_tracking, size_maps};
-use super::stack_samples::StackSamples;
+use super::stack_samples::{ring_bytes, StackSamples};
 use super::{load_error, CollectConfig, CollectError, Collector};
 use crate::bpf::counters::Counters;
 use crate::bpf::libbpf_log;
@@ -14,9 +14,8 @@ use crate::kind::ProfileKind;
 use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 
-/// The ring buffer for copied stacks: a burst of ~500 creations (each ~16 KiB) between two
-/// polls.
-const RING_BYTES: u32 = 8 << 20;
+/// Copied stacks the ring buffer holds: a burst of creations between two polls.
+const RING_RECORDS: f64 = 512.0;
 
 pub struct ThreadCreateCollector<'obj> {
     /// Creations with copied stacks; declared first so it is dropped before the object it
@@ -38,11 +37,12 @@ impl<'obj> ThreadCreateCollector<'obj> {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
-            ro.copy_stacks = cfg.copy_stacks;
+            ro.copy_stacks = cfg.stack_copy_bytes > 0;
+            ro.stack_copy_bytes = cfg.stack_copy_bytes;
         }
         open.maps
             .stack_samples
-            .set_max_entries(if cfg.copy_stacks { RING_BYTES } else { 4096 })
+            .set_max_entries(ring_bytes(RING_RECORDS, cfg.stack_copy_bytes))
             .map_err(&err)?;
         size_maps(
             &mut open.maps.counts,
@@ -52,8 +52,7 @@ impl<'obj> ThreadCreateCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        let copied = cfg
-            .copy_stacks
+        let copied = (cfg.stack_copy_bytes > 0)
             .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
             .transpose()?;
         Ok(Self {

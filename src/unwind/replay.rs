@@ -21,16 +21,16 @@ pub trait StackMemory {
     fn read_u64(&self, addr: u64) -> Option<u64>;
 }
 
-/// A copy of stack memory starting at `base`.
-pub struct StackCopy {
+/// A copy of stack memory starting at `base`, owned or borrowed.
+pub struct StackCopy<B = Vec<u8>> {
     pub base: u64,
-    pub bytes: Vec<u8>,
+    pub bytes: B,
 }
 
-impl StackMemory for StackCopy {
+impl<B: AsRef<[u8]>> StackMemory for StackCopy<B> {
     fn read_u64(&self, addr: u64) -> Option<u64> {
         let off = usize::try_from(addr.checked_sub(self.base)?).ok()?;
-        let word = self.bytes.get(off..off.checked_add(8)?)?;
+        let word = self.bytes.as_ref().get(off..off.checked_add(8)?)?;
         Some(u64::from_le_bytes(word.try_into().ok()?))
     }
 }
@@ -407,7 +407,7 @@ mod tests {
     fn stack_copy_reads_only_what_it_holds() {
         let s = StackCopy {
             base: 0x1000,
-            bytes: (0u8..16).collect(),
+            bytes: (0u8..16).collect::<Vec<u8>>(),
         };
         assert_eq!(s.read_u64(0x1000), Some(0x0706050403020100));
         assert_eq!(s.read_u64(0x1009), None);
