@@ -259,23 +259,6 @@ fn within(got: i64, want: i64, rel: f64) -> bool {
     (got - want).abs() as f64 <= rel * want.abs() as f64
 }
 
-/// A libc symbol without glibc's decorations: `___pthread_mutex_lock`,
-/// `__GI___pthread_mutex_lock` and `pthread_mutex_lock` are all `pthread_mutex_lock`;
-/// `__clone3` is `clone3`; `__libc_start_main_impl` is `libc_start_main_impl`.
-fn base_name(name: &str) -> &str {
-    let mut n = name;
-    loop {
-        let before = n;
-        n = n.trim_start_matches('_');
-        if let Some(rest) = n.strip_prefix("GI_") {
-            n = rest;
-        }
-        if n == before {
-            return n;
-        }
-    }
-}
-
 fn is_mutex_lock(name: &str) -> bool {
     let n = base_name(name);
     n.starts_with("pthread_mutex_") && n.contains("lock") && !n.contains("unlock")

@@ -66,22 +66,6 @@ fn is_fn(name: &str, short: &str) -> bool {
             .is_some_and(|head| head.ends_with("::"))
 }
 
-/// A libc name without its leading underscores and `GI_` prefixes (`__GI___clone3` →
-/// `clone3`).
-fn base_name(name: &str) -> &str {
-    let mut n = name;
-    loop {
-        let before = n;
-        n = n.trim_start_matches('_');
-        if let Some(rest) = n.strip_prefix("GI_") {
-            n = rest;
-        }
-        if n == before {
-            return n;
-        }
-    }
-}
-
 /// Whether the mapping is the C library.
 fn is_libc(mapping: &str) -> bool {
     let file = mapping.rsplit('/').next().unwrap_or(mapping);

@@ -32,8 +32,6 @@ pub struct AllocCollector<'obj> {
     /// Where to attach: (pid filter, allocator); -1 is every process.
     sites: Vec<(i32, Allocator)>,
     links: Vec<Link>,
-    /// The next poll is the last: it waits for every stack to be unwound.
-    stopped: bool,
 }
 
 impl<'obj> AllocCollector<'obj> {
@@ -74,15 +72,12 @@ impl<'obj> AllocCollector<'obj> {
             .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        let copied = (copy > 0)
-            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
-            .transpose()?;
+        let copied = StackSamples::when_copying(copy, &skel.maps.stack_samples, cfg.unwind_memory)?;
         Ok(Self {
             copied,
             skel,
             sites,
             links: Vec::new(),
-            stopped: false,
         })
     }
 }
@@ -185,12 +180,14 @@ impl Collector for AllocCollector<'_> {
 
     fn poll(&mut self, procs: &mut ProcessTable) {
         if let Some(c) = &mut self.copied {
-            c.poll(procs, self.stopped);
+            c.poll(procs);
         }
     }
 
     fn stop(&mut self) {
-        self.stopped = true;
+        if let Some(c) = &mut self.copied {
+            c.stop();
+        }
         // First stop counting: detaching the uprobes one by one takes a while.
         if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
             bss.stopped = true;

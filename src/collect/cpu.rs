@@ -26,8 +26,6 @@ pub struct CpuCollector<'obj> {
     skel: CpuSkel<'obj>,
     frequency: u64,
     perf_links: Vec<Link>,
-    /// The next poll is the last: it waits for every stack to be unwound.
-    stopped: bool,
 }
 
 impl<'obj> CpuCollector<'obj> {
@@ -61,15 +59,16 @@ impl<'obj> CpuCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        let copied = (cfg.stack_copy_bytes > 0)
-            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
-            .transpose()?;
+        let copied = StackSamples::when_copying(
+            cfg.stack_copy_bytes,
+            &skel.maps.stack_samples,
+            cfg.unwind_memory,
+        )?;
         Ok(Self {
             copied,
             skel,
             frequency: cfg.frequency,
             perf_links: Vec::new(),
-            stopped: false,
         })
     }
 }
@@ -107,12 +106,14 @@ impl Collector for CpuCollector<'_> {
 
     fn poll(&mut self, procs: &mut ProcessTable) {
         if let Some(c) = &mut self.copied {
-            c.poll(procs, self.stopped);
+            c.poll(procs);
         }
     }
 
     fn stop(&mut self) {
-        self.stopped = true;
+        if let Some(c) = &mut self.copied {
+            c.stop();
+        }
         self.perf_links.clear();
         detach_process_tracking!(self.skel);
     }

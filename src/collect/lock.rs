@@ -26,8 +26,6 @@ pub struct LockCollector<'obj> {
     skel: LockSkel<'obj>,
     /// Why the waits open at the stop could not be closed, if they could not.
     close_error: Option<CollectError>,
-    /// The next poll is the last: it waits for every stack to be unwound.
-    stopped: bool,
 }
 
 impl<'obj> LockCollector<'obj> {
@@ -66,7 +64,6 @@ impl<'obj> LockCollector<'obj> {
             waits: StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory)?,
             skel,
             close_error: None,
-            stopped: false,
         })
     }
 }
@@ -108,14 +105,14 @@ impl Collector for LockCollector<'_> {
     }
 
     fn poll(&mut self, procs: &mut ProcessTable) {
-        self.waits.poll(procs, self.stopped);
+        self.waits.poll(procs);
     }
 
     /// Sends the waits still in progress, up to now (the next poll takes them in), then
     /// detaches. Closing them while the exits are still watched means a wait that ends in
     /// between is counted once, by whichever comes first, and never left open.
     fn stop(&mut self) {
-        self.stopped = true;
+        self.waits.stop();
         self.close_error = task_iter::run(
             &self.skel.progs.close_waits,
             "some waits still in progress at the stop are not counted",

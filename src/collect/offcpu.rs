@@ -26,8 +26,6 @@ pub struct OffCpuCollector<'obj> {
     skel: OffcpuSkel<'obj>,
     /// Why the blocks open at the stop could not be closed, if they could not.
     close_error: Option<CollectError>,
-    /// The next poll is the last: it waits for every stack to be unwound.
-    stopped: bool,
 }
 
 impl<'obj> OffCpuCollector<'obj> {
@@ -72,14 +70,11 @@ impl<'obj> OffCpuCollector<'obj> {
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
         // Without bpf_task_work the kernel side walks frame pointers; its ring stays empty.
-        let copied = (copy > 0)
-            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
-            .transpose()?;
+        let copied = StackSamples::when_copying(copy, &skel.maps.stack_samples, cfg.unwind_memory)?;
         Ok(Self {
             copied,
             skel,
             close_error: None,
-            stopped: false,
         })
     }
 }
@@ -124,13 +119,15 @@ impl Collector for OffCpuCollector<'_> {
 
     fn poll(&mut self, procs: &mut ProcessTable) {
         if let Some(c) = &mut self.copied {
-            c.poll(procs, self.stopped);
+            c.poll(procs);
         }
     }
 
     /// Detaches, then counts the threads still blocked up to now.
     fn stop(&mut self) {
-        self.stopped = true;
+        if let Some(c) = &mut self.copied {
+            c.stop();
+        }
         self.skel.links.on_switch = None;
         self.close_error = task_iter::run(
             &self.skel.progs.close_blocked,

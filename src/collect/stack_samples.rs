@@ -62,6 +62,8 @@ pub struct StackSamples {
     totals: HashMap<Key, (i64, i64)>,
     /// Stacks that stand under an id in the kernel's own aggregation (alloc).
     by_id: HashMap<u64, Vec<u64>>,
+    /// The recording stopped: the next poll is the last, and waits for every table.
+    stopped: bool,
 }
 
 impl StackSamples {
@@ -91,17 +93,34 @@ impl StackSamples {
             unwinder: UnwindCache::new(table_limit),
             totals: HashMap::new(),
             by_id: HashMap::new(),
+            stopped: false,
         })
     }
 
+    /// [`StackSamples::new`] for a kind that copies `copy` bytes of stack per sample; `None`
+    /// when it copies none (it walks frame pointers).
+    pub fn when_copying(
+        copy: u32,
+        map: &dyn MapCore,
+        table_limit: usize,
+    ) -> Result<Option<Self>, CollectError> {
+        (copy > 0).then(|| Self::new(map, table_limit)).transpose()
+    }
+
+    /// The recording stopped: the next [`StackSamples::poll`] unwinds everything left.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
     /// Unwinds and sums what has arrived. Samples that need a table still being built wait
-    /// for a later call; with `last`, this waits for the tables and unwinds everything.
-    pub fn poll(&mut self, procs: &mut ProcessTable, last: bool) {
+    /// for a later call; after [`StackSamples::stop`], this waits for the tables and unwinds
+    /// everything.
+    pub fn poll(&mut self, procs: &mut ProcessTable) {
         // Errors here are interrupted reads; what is left is read on the next call.
         let _ = self.ring.consume();
         self.unwinder.receive(false);
         self.unwind_queued(procs, true);
-        if !last {
+        if !self.stopped {
             return;
         }
         // Stacks unwound further ask for more tables: a few rounds, then what is left (only

@@ -22,8 +22,6 @@ pub struct ThreadCreateCollector<'obj> {
     /// reads.
     copied: Option<StackSamples>,
     skel: ThreadsSkel<'obj>,
-    /// The next poll is the last: it waits for every stack to be unwound.
-    stopped: bool,
 }
 
 impl<'obj> ThreadCreateCollector<'obj> {
@@ -52,14 +50,12 @@ impl<'obj> ThreadCreateCollector<'obj> {
         .map_err(&err)?;
         let skel = open.load().map_err(&err)?;
         common_maps!(skel).prepare(cfg)?;
-        let copied = (cfg.stack_copy_bytes > 0)
-            .then(|| StackSamples::new(&skel.maps.stack_samples, cfg.unwind_memory))
-            .transpose()?;
-        Ok(Self {
-            copied,
-            skel,
-            stopped: false,
-        })
+        let copied = StackSamples::when_copying(
+            cfg.stack_copy_bytes,
+            &skel.maps.stack_samples,
+            cfg.unwind_memory,
+        )?;
+        Ok(Self { copied, skel })
     }
 }
 
@@ -83,12 +79,14 @@ impl Collector for ThreadCreateCollector<'_> {
 
     fn poll(&mut self, procs: &mut ProcessTable) {
         if let Some(c) = &mut self.copied {
-            c.poll(procs, self.stopped);
+            c.poll(procs);
         }
     }
 
     fn stop(&mut self) {
-        self.stopped = true;
+        if let Some(c) = &mut self.copied {
+            c.stop();
+        }
         detach_process_tracking!(self.skel);
     }
 

@@ -1824,3 +1824,20 @@ pub fn build_rust(source: &str, dir: &Path, out_name: &str, flags: &[&str]) -> P
     );
     out
 }
+
+/// A libc symbol without glibc's decorations: `___pthread_mutex_lock`,
+/// `__GI___pthread_mutex_lock` and `pthread_mutex_lock` are all `pthread_mutex_lock`;
+/// `__GI___clone3` is `clone3`; `__libc_start_main_impl` is `libc_start_main_impl`.
+pub fn base_name(name: &str) -> &str {
+    let mut n = name;
+    loop {
+        let before = n;
+        n = n.trim_start_matches('_');
+        if let Some(rest) = n.strip_prefix("GI_") {
+            n = rest;
+        }
+        if n == before {
+            return n;
+        }
+    }
+}
