@@ -226,7 +226,8 @@ fn plt_threshold(expr: &[u8]) -> Option<u8> {
 /// Sorts rows by address; where several start at one address the one with information wins
 /// (an FDE starting where another ends), then drops rows that repeat their predecessor.
 fn compact(mut rows: Vec<UnwindRow>) -> Vec<UnwindRow> {
-    rows.sort_by_key(|r| (r.pc, r.cfa == Cfa::None));
+    // Rows come mostly in order already (FDEs by address), which an unstable sort is quick at.
+    rows.sort_unstable_by_key(|r| (r.pc, r.cfa == Cfa::None));
     rows.dedup_by_key(|r| r.pc);
     let mut out: Vec<UnwindRow> = Vec::with_capacity(rows.len());
     for r in rows {
