@@ -451,8 +451,14 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 {
 	u32 pid = p->tgid;
 
-	if (!is_target(pid) || !bpf_map_lookup_elem(&seen_pids, &pid))
+	if (!is_target(pid))
 		return 0;
+	/*
+	 * The new image's libraries are not mapped yet: its next sample is a first
+	 * sample again, so user space reads the maps once they are. Any target,
+	 * sampled or not: a forked child was read at its fork, with its parent's image.
+	 */
+	bpf_map_delete_elem(&seen_pids, &pid);
 	emit(PROC_EVENT_EXEC, pid, 0);
 	return 0;
 }

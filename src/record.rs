@@ -435,9 +435,10 @@ fn apply_event(procs: &mut ProcessTable, event: ProcEvent) {
     // A process can exit before we read it; its samples then stay unsymbolized, which the
     // missing mapping shows.
     let _ = match event {
-        ProcEvent::FirstSample(pid) | ProcEvent::Fork { child: pid } if !procs.contains(pid) => {
-            procs.snapshot(pid, false)
-        }
+        ProcEvent::Fork { child: pid } if !procs.contains(pid) => procs.snapshot(pid, false),
+        // Once per process image: after an exec, the first sample comes again, once the
+        // loader has mapped the libraries.
+        ProcEvent::FirstSample(pid) => procs.snapshot(pid, false),
         ProcEvent::Exec(pid) => procs.snapshot(pid, true),
         _ => Ok(()),
     };

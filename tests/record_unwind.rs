@@ -710,3 +710,45 @@ fn stack_copy_size_reaches_deep_stacks() {
         100.0 * short
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// a process that replaces its image
+// ---------------------------------------------------------------------------------------
+
+/// A child the launched command forks and that then runs another program (here bash
+/// running fp_paths) is unwound and symbolized with the new program's files: its maps are
+/// read again after the exec, once the loader has mapped its libraries.
+#[test]
+fn exec_in_a_forked_child_is_unwound_and_symbolized() {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let dir = TempDir::new("unwind-exec");
+    let bin = build_c_exact("gcc", "fp_paths.c", dir.path(), "fp_paths", NO_FP);
+    let out = dir.join("cpu.pb.gz");
+    // The redirection keeps bash from exec'ing fp_paths in its own process: it forks.
+    let script = format!("{} 2 > /dev/null; true", bin.display());
+    let run = record(
+        &["-o", out.to_str().unwrap(), "--", "bash", "-c", &script],
+        Duration::from_secs(60),
+    );
+    run.assert_success();
+    let p = decode(&out);
+    let n = fp_paths_numbers(&p);
+    eprintln!("fp_paths under bash: {n:?}");
+    let context = || format!("{n:?}\n{}", fp_paths_context(&p));
+    assert!(
+        n.hot >= MIN_SAMPLES,
+        "only {} samples have hot_leaf as their leaf: the exec'd child is not symbolized\n{}",
+        n.hot,
+        context()
+    );
+    assert!(
+        n.direct >= 0.95 && n.rooted >= 0.95,
+        "caller of hot_leaf {:.1}%, rooted {:.1}%: expected >= 95% each\n{}",
+        100.0 * n.direct,
+        100.0 * n.rooted,
+        context()
+    );
+}
