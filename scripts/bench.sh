@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance benchmark of rprof-bpf (a benchmark, not a test). It has three sections, and writes
+# The performance benchmark of rprof-bpf (a benchmark, not a test). It has four sections, and writes
 # their results, with the targets and whether each was met, to BENCHMARKS.md:
 #
 #   cpu     (scripts/bench/cpu.sh) Against one busy 2-thread process (scripts/bench/busy.c), it
@@ -31,8 +31,20 @@
 #           and the same for bpftrace on the same functions (uprobes on libc's malloc and free;
 #           futex syscall tracepoints), 3 times each, alternating. Target: rprof-bpf's slowdown
 #           <= 1.2 x bpftrace's. It mounts /sys/kernel/tracing for bpftrace like offcpu does for perf.
+#   unwind  (scripts/bench/unwind.sh) Issue 5: user stacks without frame pointers. Against a 2-thread
+#           process built with gcc -O2 -fomit-frame-pointer whose hot code is libc's qsort calling
+#           back a comparator at the bottom of a recursion (scripts/bench/unwind_work.c), shallow
+#           (about 2 KiB of stack) and deep (about 12 KiB), at 99 and 999 Hz: rprof-bpf record
+#           (--call-graph dwarf, its default) and, as the peer, `perf record --call-graph dwarf`
+#           followed by `perf report`, 3 times each, alternating, each after a baseline with no
+#           profiler. It measures CPU time, peak RSS, the target's slowdown and the share of
+#           complete stacks (reaching main or start_thread). The same for clang-14 compiling a
+#           generated file, whose libLLVM is about 110 MB, with the unwind tables' numbers: how long
+#           that file's table takes to build, and that --max-unwind-memory bounds their memory.
+#           Targets: complete stacks >= perf's; rprof-bpf's CPU time <= 0.5 x perf's record +
+#           report; unwind-table memory within the limit; the 100 MB file's build time reported.
 #
-#   sudo scripts/bench.sh [all|cpu|offcpu|uprobes]      (default: all)
+#   sudo scripts/bench.sh [all|cpu|offcpu|uprobes|unwind]      (default: all)
 #
 # `all` rewrites BENCHMARKS.md from scratch. A single section replaces only its own part of it and
 # keeps the other section's last results as they were.
@@ -49,16 +61,16 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SECTIONS=(cpu offcpu uprobes)
+SECTIONS=(cpu offcpu uprobes unwind)
 RUNS="${BENCH_RUNS:-3}"
 QUIET_PERCENT=10
 QUIET_WAIT="${BENCH_QUIET_WAIT:-120}"
 
-usage() { die "usage: $0 [all|cpu|offcpu|uprobes]"; }
+usage() { die "usage: $0 [all|cpu|offcpu|uprobes|unwind]"; }
 (($# <= 1)) || usage
 case "${1:-all}" in
 all) selected=("${SECTIONS[@]}") ;;
-cpu | offcpu | uprobes) selected=("$1") ;;
+cpu | offcpu | uprobes | unwind) selected=("$1") ;;
 *) usage ;;
 esac
 [[ "$QUIET_WAIT" =~ ^[0-9]+$ ]] || die "BENCH_QUIET_WAIT must be a whole number of seconds"
@@ -205,6 +217,8 @@ source scripts/bench/cpu.sh
 source scripts/bench/offcpu.sh
 # shellcheck source=scripts/bench/uprobes.sh
 source scripts/bench/uprobes.sh
+# shellcheck source=scripts/bench/unwind.sh
+source scripts/bench/unwind.sh
 
 for section in "${selected[@]}"; do
     echo "==> section: $section" >&2
@@ -225,12 +239,13 @@ old=""
 # Benchmarks
 
 Written by \`scripts/bench.sh\`; do not edit by hand. Re-run it with \`sudo scripts/bench.sh\`, or
-one section with \`sudo scripts/bench.sh cpu\`, \`sudo scripts/bench.sh offcpu\` or \`sudo scripts/bench.sh uprobes\`.
+one section with \`sudo scripts/bench.sh cpu\`, \`sudo scripts/bench.sh offcpu\`, \`sudo scripts/bench.sh uprobes\` or \`sudo scripts/bench.sh unwind\`.
 
 - Machine: Linux $(uname -r) ($(uname -m)), $(nproc) CPUs ($cpu_model)
 - Sections: [CPU recording cost](#cpu-recording-cost),
-  [Off-CPU recording overhead (issue 3)](#off-cpu-recording-overhead-issue-3) and
-  [Uprobe and lock recording overhead (issue 4)](#uprobe-and-lock-recording-overhead-issue-4)
+  [Off-CPU recording overhead (issue 3)](#off-cpu-recording-overhead-issue-3),
+  [Uprobe and lock recording overhead (issue 4)](#uprobe-and-lock-recording-overhead-issue-4) and
+  [Unwinding without frame pointers (issue 5)](#unwinding-without-frame-pointers-issue-5)
 EOF
     for section in "${SECTIONS[@]}"; do
         echo
