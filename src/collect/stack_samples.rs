@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use libbpf_rs::{MapCore, RingBuffer, RingBufferBuilder};
 
@@ -19,6 +20,9 @@ use crate::unwind::replay::{Regs, StackCopy};
 
 /// Frames kept per stack, as for the stacks BPF walks.
 const MAX_FRAMES: usize = 127;
+
+/// How often a process's maps may be read again for samples outside every known mapping.
+const REREAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Bytes before the stack copy in a `stack_sample`.
 const HEADER: usize = std::mem::offset_of!(stack_sample, stack);
@@ -62,6 +66,8 @@ pub struct StackSamples {
     totals: HashMap<Key, (i64, i64)>,
     /// Stacks that stand under an id in the kernel's own aggregation (alloc).
     by_id: HashMap<u64, Vec<u64>>,
+    /// When each process's maps were last read again for a sample outside them.
+    reread: HashMap<u32, Instant>,
     /// The recording stopped: the next poll is the last, and waits for every table.
     stopped: bool,
 }
@@ -93,6 +99,7 @@ impl StackSamples {
             unwinder: UnwindCache::new(table_limit),
             totals: HashMap::new(),
             by_id: HashMap::new(),
+            reread: HashMap::new(),
             stopped: false,
         })
     }
@@ -151,8 +158,19 @@ impl StackSamples {
             return true;
         }
         let s = Head::read(data);
-        // Normally read on the process's first event already; this covers a lost event.
-        if !procs.contains(s.pid) {
+        // Normally read on the process's first event already. This covers a lost event, a
+        // sample that overtook it, and code mapped since (a library the loader or dlopen
+        // has just mapped); at most once a second per process, as JIT code is never mapped.
+        let unknown = procs
+            .get(s.pid)
+            .is_none_or(|info| info.mapping_of(s.ip).is_none());
+        if unknown
+            && self
+                .reread
+                .get(&s.pid)
+                .is_none_or(|t| t.elapsed() >= REREAD_EVERY)
+        {
+            self.reread.insert(s.pid, Instant::now());
             let _ = procs.snapshot(s.pid, false);
         }
         let regs = Regs {
