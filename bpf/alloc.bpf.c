@@ -17,7 +17,7 @@
  * in the link register (arm64): so the caller of malloc is never skipped,
  * even when the allocator has no frame pointer.
  *
- * With `copy_stacks` (--call-graph dwarf, while sampling), a kept allocation's
+ * When copying() (--call-graph dwarf, while sampling), a kept allocation's
  * stack is not walked here: it goes to user space as a copy, to be unwound
  * with the binaries' CFI, under an id of its own that stands for it in
  * `counts` and `live`, so the accounting stays in the kernel.
@@ -26,7 +26,6 @@
 #include "stack_copy.bpf.h"
 
 const volatile u64 sample_bytes = 512 * 1024;
-const volatile bool copy_stacks = false;
 /* Set by user space when the window ends: detaching uprobes takes a while, and nothing
  * after the window may count. */
 volatile bool stopped = false;
@@ -138,7 +137,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u64 size, u64 out_pt
 		return 0;
 	}
 	p.kept = keep(size, &p.objects, &p.bytes);
-	if (p.kept && copy_stacks) {
+	if (p.kept && copying()) {
 		count(RPROF_CNT_SAMPLES);
 		p.user_stack = copied_stack(ctx);
 		p.kept = p.user_stack != RPROF_NO_STACK;

@@ -3,7 +3,7 @@
  * CPU profiler: a perf_event program on the software CPU clock, one event per
  * CPU.
  *
- * With `copy_stacks` (--call-graph dwarf, the default) each sample of a
+ * When copying() (--call-graph dwarf, the default) each sample of a
  * target thread goes to user space with its user registers and the top of
  * its user stack, which user space unwinds with the binaries' CFI; the kernel
  * stack is stored here as usual. Without it, samples are aggregated in the
@@ -13,7 +13,6 @@
 #include "common.bpf.h"
 #include "stack_copy.bpf.h"
 
-const volatile bool copy_stacks = false;
 
 SEC("perf_event")
 int on_cpu_sample(struct bpf_perf_event_data *ctx)
@@ -34,7 +33,7 @@ int on_cpu_sample(struct bpf_perf_event_data *ctx)
 	remember_thread(task, pid, tid);
 	note_process(pid);
 	/* Kernel threads have no user stack to copy: they are aggregated here. */
-	if (copy_stacks && !(task->flags & PF_KTHREAD)) {
+	if (copying() && !(task->flags & PF_KTHREAD)) {
 		send_current(ctx, task, 0, 1, ctx->sample_period);
 		return 0;
 	}

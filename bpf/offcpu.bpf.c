@@ -22,7 +22,7 @@
  * space. Older kernels walk it at every switch-out instead (see
  * deferring()).
  *
- * With `copy_stacks` as well (--call-graph dwarf), the callback does not walk
+ * When copying() as well (--call-graph dwarf), the callback does not walk
  * frame pointers: it copies the top of the user stack with the registers for
  * user space to unwind with the binaries' CFI, as the CPU profiler does.
  *
@@ -41,8 +41,6 @@ const volatile u64 sample_ns = 1000000;
 const volatile u32 state_filter = STATE_FILTER_ALL;
 /* Read user stacks at the return to user space, for recorded blocks only, where the kernel can. */
 const volatile bool defer_stacks = false;
-/* When deferring: copy user stacks for user space to unwind, instead of walking frame pointers. */
-const volatile bool copy_stacks = false;
 
 extern int bpf_task_work_schedule_resume_impl(struct task_struct *task, struct bpf_task_work *tw,
 					      void *map__map, bpf_task_work_callback_t callback,
@@ -275,7 +273,7 @@ static __always_inline void flush_deferred(struct deferred_blocks *d, u64 user_s
 	}
 }
 
-/* Sends a recorded block of task with a copy of its user stack (copy_stacks). */
+/* Sends a recorded block of task with a copy of its user stack. */
 static __always_inline void send_copied(struct task_struct *task, struct sample_key *key,
 					u64 blocks, u64 ns, bool own)
 {
@@ -291,7 +289,7 @@ static __always_inline void send_copied(struct task_struct *task, struct sample_
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* flush_deferred for copy_stacks: each block goes to user space with a copy of the stack. */
+/* flush_deferred when copying(): each block goes to user space with a copy of the stack. */
 static __always_inline void send_deferred(struct deferred_blocks *d, struct task_struct *task,
 					  bool own)
 {
@@ -310,7 +308,7 @@ static int finish_deferred(struct bpf_map *map, void *key, void *value)
 	struct deferred_blocks *d = value;
 	u64 user_stack;
 
-	if (copy_stacks) {
+	if (copying()) {
 		send_deferred(d, bpf_get_current_task_btf(), true);
 		return 0;
 	}
@@ -376,7 +374,7 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 
 	if (stop && deferring()) {
 		d = bpf_map_lookup_elem(&deferred, &tid);
-		if (d && d->n && copy_stacks) {
+		if (d && d->n && copying()) {
 			send_deferred(d, task, false);
 		} else if (d && d->n) {
 			if (own_buffers_user_stack(task, d, false, &key.user_stack))
@@ -424,7 +422,7 @@ static __always_inline void end_block(struct task_struct *task, u64 now, bool st
 		defer_block(task, &key, blocks, ns);
 		return;
 	}
-	if (deferring() && copy_stacks) {
+	if (deferring() && copying()) {
 		send_copied(task, &key, blocks, ns, false);
 		return;
 	}

@@ -21,8 +21,17 @@ struct {
 
 struct stack_sample _stack_sample_btf = {};
 
-/* Bytes of stack a sample copies: a multiple of 4096, at most RPROF_STACK_COPY_MAX. */
-const volatile u32 stack_copy_bytes = 16384;
+/*
+ * Bytes of stack a sample copies: a multiple of 4096, at most
+ * RPROF_STACK_COPY_MAX; 0 when the object walks frame pointers instead.
+ */
+const volatile u32 stack_copy_bytes = 0;
+
+/* Whether user stacks are copied for user space to unwind (copying()). */
+static __always_inline bool copying(void)
+{
+	return stack_copy_bytes > 0;
+}
 
 /* Reads user memory of the current task (own) or, in a sleepable program, of task. */
 static __always_inline long read_user(void *dst, u32 size, u64 addr, struct task_struct *task,

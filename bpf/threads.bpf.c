@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * Thread-creation profiler: every thread or process a target creates is
- * counted by the stacks of the thread that created it. With `copy_stacks`
+ * counted by the stacks of the thread that created it. When copying()
  * (--call-graph dwarf), the user stack is copied for user space to unwind
  * with CFI and the counting is done there.
  */
 #include "common.bpf.h"
 #include "stack_copy.bpf.h"
 
-const volatile bool copy_stacks = false;
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
@@ -24,7 +23,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	note_process(pid);
 	key.extra = child->pid == child->tgid ? CREATED_PROCESS : CREATED_THREAD;
 	/* The tracepoint runs in the creating thread, so its stacks are current's. */
-	if (copy_stacks && !(parent->flags & PF_KTHREAD)) {
+	if (copying() && !(parent->flags & PF_KTHREAD)) {
 		send_current(ctx, parent, key.extra, 1, 0);
 		return 0;
 	}

@@ -53,7 +53,6 @@ impl<'obj> AllocCollector<'obj> {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
             ro.sample_bytes = cfg.alloc_sample_bytes;
-            ro.copy_stacks = copy > 0;
             ro.stack_copy_bytes = copy;
         }
         open.maps

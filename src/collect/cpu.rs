@@ -40,7 +40,6 @@ impl<'obj> CpuCollector<'obj> {
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
-            ro.copy_stacks = cfg.stack_copy_bytes > 0;
             ro.stack_copy_bytes = cfg.stack_copy_bytes;
         }
         let cpus = perf_event::online_cpus()?.len();

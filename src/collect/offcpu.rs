@@ -36,25 +36,18 @@ impl<'obj> OffCpuCollector<'obj> {
         let err = load_error("off-cpu");
         libbpf_log::take();
         let mut open = OffcpuSkelBuilder::default().open(storage).map_err(&err)?;
+        // Deferring pays off when few blocks are recorded; with every block recorded,
+        // a stack read at the switch (~0.3 µs) beats a task_work per block (~10 µs).
+        let defer = cfg.block_sample_ns > 0 && defer_user_stacks();
+        // Only the deferred read can copy: a copy at every switch would cost too much.
+        let copy = if defer { cfg.stack_copy_bytes } else { 0 };
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
             ro.filter_pids = cfg.pids.is_some();
             ro.follow_forks = cfg.follow_forks;
             ro.min_block_ns = cfg.min_block_ns;
             ro.sample_ns = cfg.block_sample_ns;
             ro.state_filter = cfg.state_filter;
-            // Deferring pays off when few blocks are recorded; with every block recorded,
-            // a stack read at the switch (~0.3 µs) beats a task_work per block (~10 µs).
-            ro.defer_stacks = cfg.block_sample_ns > 0 && defer_user_stacks();
-        }
-        // Only the deferred read can copy: a copy at every switch would cost too much.
-        let deferring = open
-            .maps
-            .rodata_data
-            .as_deref()
-            .is_some_and(|ro| ro.defer_stacks);
-        let copy = if deferring { cfg.stack_copy_bytes } else { 0 };
-        if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
-            ro.copy_stacks = copy > 0;
+            ro.defer_stacks = defer;
             ro.stack_copy_bytes = copy;
         }
         open.maps
