@@ -243,6 +243,8 @@ impl StackSamples {
     pub fn notes(&self) -> Vec<String> {
         let UnwindStats {
             built,
+            indexed,
+            functions,
             build_time,
             peak_bytes,
             evicted,
@@ -250,7 +252,8 @@ impl StackSamples {
             slowest,
         } = self.unwinder.stats();
         let mut notes = vec![format!(
-            "unwind tables: {built} built in {:.0} ms, peak {:.1} MiB (limit {:.0} MiB), {evicted} evicted",
+            "unwind tables: {built} built in {:.0} ms, peak {:.1} MiB (limit {:.0} MiB), {evicted} evicted; \
+             {indexed} of the files read by function through .eh_frame_hdr ({functions} functions)",
             build_time.as_secs_f64() * 1e3,
             *peak_bytes as f64 / (1 << 20) as f64,
             self.unwinder.limit() as f64 / (1 << 20) as f64,

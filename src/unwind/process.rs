@@ -12,74 +12,88 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::image::MappedImage;
+use super::indexed::FdeIndex;
 use super::replay::{self, Regs, StackMemory};
 use super::table::{UnwindRow, UnwindTable};
-use crate::procs::{MappedFile, ProcessInfo};
+use crate::procs::{ExecMapping, MappedFile, ProcessInfo};
 
-/// A file's table and its loadable segments, which give each mapping's bias.
+/// A file's unwind rows: a whole table, or an index read function by function.
+enum Rows {
+    Whole(UnwindTable),
+    Indexed(Box<FdeIndex>),
+}
+
+/// A file's rows and its loadable segments, which give each mapping's bias.
 struct FileUnwind {
-    table: UnwindTable,
+    rows: Rows,
     /// (file offset, file size, virtual address) of each segment.
     segments: Vec<(u64, u64, u64)>,
+    /// The file as processes map it, its size, and the time it took to open or build.
+    name: String,
+    file_bytes: u64,
+    opened_in: Duration,
 }
 
 impl FileUnwind {
-    fn read(path: &Path) -> Option<Self> {
-        let data = MappedImage::open(path)?;
-        let file = object::File::parse(data.bytes()).ok()?;
+    /// Indexes the file through `.eh_frame_hdr` where it can, else builds its whole table.
+    fn read(path: &Path, name: String) -> Option<Self> {
+        let began = Instant::now();
+        let image = MappedImage::open(path)?;
+        let file_bytes = image.bytes().len() as u64;
+        let segments = replay::segments(&object::File::parse(image.bytes()).ok()?);
+        let rows = match FdeIndex::open(image) {
+            Ok(index) => Rows::Indexed(Box::new(index)),
+            Err(image) => Rows::Whole(UnwindTable::from_elf(image.bytes()).ok()?),
+        };
         Some(Self {
-            table: UnwindTable::from_elf(data.bytes()).ok()?,
-            segments: replay::segments(&file),
+            rows,
+            segments,
+            name,
+            file_bytes,
+            opened_in: began.elapsed(),
         })
     }
 
-    /// Memory the table holds.
-    fn bytes(&self) -> usize {
-        self.table.rows.len() * std::mem::size_of::<UnwindRow>()
-            + self.segments.len() * std::mem::size_of::<(u64, u64, u64)>()
-    }
-}
-
-/// A file mapped read-only: only the pages the table is built from (`.eh_frame` and the
-/// headers) are read, where reading a 100 MB library whole took most of the build time.
-struct MappedImage {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-impl MappedImage {
-    fn open(path: &Path) -> Option<Self> {
-        let file = std::fs::File::open(path).ok()?;
-        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
-        if len == 0 {
-            return None;
+    fn lookup(&mut self, vaddr: u64) -> Option<UnwindRow> {
+        match &mut self.rows {
+            Rows::Whole(table) => table.lookup(vaddr).copied(),
+            Rows::Indexed(index) => index.lookup(vaddr),
         }
-        // SAFETY: a private read-only mapping of a file we opened; the descriptor can close
-        // once it is mapped.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                0,
-            )
+    }
+
+    /// Memory the rows hold.
+    fn bytes(&self) -> usize {
+        let rows = match &self.rows {
+            Rows::Whole(table) => table.rows.len() * std::mem::size_of::<UnwindRow>(),
+            Rows::Indexed(index) => index.bytes(),
         };
-        (ptr != libc::MAP_FAILED).then_some(Self { ptr, len })
+        rows + self.segments.len() * std::mem::size_of::<(u64, u64, u64)>()
     }
 
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` readable bytes and lives as long as `self`. A file
-        // truncated under us would fault; mapped binaries are not rewritten in place.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    /// Functions read (indexed files only).
+    fn reads(&self) -> usize {
+        match &self.rows {
+            Rows::Whole(_) => 0,
+            Rows::Indexed(index) => index.reads(),
+        }
     }
-}
 
-impl Drop for MappedImage {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `open` mapped.
-        unsafe { libc::munmap(self.ptr, self.len) };
+    /// The time this file has cost: opening or building, and functions read since.
+    fn time(&self) -> Duration {
+        match &self.rows {
+            Rows::Whole(_) => self.opened_in,
+            Rows::Indexed(index) => self.opened_in + index.read_time(),
+        }
+    }
+
+    fn build_time(&self) -> BuildTime {
+        BuildTime {
+            path: self.name.clone(),
+            file_bytes: self.file_bytes,
+            table_bytes: self.bytes(),
+            took: self.time(),
+        }
     }
 }
 
@@ -113,9 +127,14 @@ enum Slot {
 /// What the cache did, for the profile's comments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UnwindStats {
-    /// Tables built (a table evicted and built again counts twice).
+    /// Files prepared: indexed, or their whole table built (one evicted and prepared again
+    /// counts twice).
     pub built: usize,
-    /// Time spent building them.
+    /// Of those, files indexed through `.eh_frame_hdr`, read function by function.
+    pub indexed: usize,
+    /// Functions read from indexed files.
+    pub functions: usize,
+    /// Time spent preparing files and reading functions.
     pub build_time: Duration,
     /// The most table memory held at once, in bytes.
     pub peak_bytes: usize,
@@ -123,7 +142,8 @@ pub struct UnwindStats {
     pub evicted: usize,
     /// Files whose table alone exceeds the limit (frame pointers only there).
     pub too_big: usize,
-    /// The table that took longest to build.
+    /// The file that took longest: to build its table, or to index it and read its
+    /// functions.
     pub slowest: Option<BuildTime>,
 }
 
@@ -139,8 +159,8 @@ pub struct BuildTime {
 
 /// What the builder thread is asked for: the cache's key, the file's name, where to read it.
 type Request = (FileId, String, PathBuf);
-/// A built table as the builder thread returns it, with the file's size and the time taken.
-type Built = (FileId, String, Option<FileUnwind>, u64, Duration);
+/// A file prepared by the builder thread (None: no usable CFI).
+type Built = (FileId, Option<FileUnwind>);
 
 /// Builds tables on a thread of its own, so that a big file (hundreds of milliseconds of
 /// parsing) does not stop the recording loop from emptying the ring buffer.
@@ -159,13 +179,7 @@ impl Builder {
             .name("unwind-tables".into())
             .spawn(move || {
                 for (id, name, path) in todo {
-                    let began = Instant::now();
-                    let unwind = FileUnwind::read(&path);
-                    let size = std::fs::metadata(&path).map_or(0, |m| m.len());
-                    if done
-                        .send((id, name, unwind, size, began.elapsed()))
-                        .is_err()
-                    {
+                    if done.send((id, FileUnwind::read(&path, name))).is_err() {
                         break;
                     }
                 }
@@ -187,6 +201,8 @@ pub struct UnwindCache {
     used: usize,
     /// Advances once per stack unwound; tables used by the current one are never evicted.
     clock: u64,
+    /// Bytes indexed files read during the current stack, not yet in `used`.
+    grown: usize,
     stats: UnwindStats,
 }
 
@@ -208,6 +224,7 @@ impl UnwindCache {
             limit,
             used: 0,
             clock: 0,
+            grown: 0,
             stats: UnwindStats::default(),
         }
     }
@@ -241,22 +258,86 @@ impl UnwindCache {
         let frames = replay::unwind_with(
             |addr| {
                 let m = info.mapping_of(addr)?;
-                let unwind = match self.table_of(&m.file) {
-                    Lookup::Ready(u) => u,
-                    Lookup::None => return None,
-                    Lookup::Building => {
+                match self.row_at(m, addr) {
+                    Row::Found(row) => row,
+                    Row::Building => {
                         waiting = true;
-                        return None;
+                        None
                     }
-                };
-                let bias = replay::segment_bias(&unwind.segments, m.start, m.file_offset)?;
-                unwind.table.lookup(addr.wrapping_sub(bias)).copied()
+                }
             },
             regs,
             mem,
             max,
         );
+        self.settle();
         (!(wait && waiting)).then_some(frames)
+    }
+
+    /// The row for an address in a mapping.
+    fn row_at(&mut self, m: &ExecMapping, addr: u64) -> Row {
+        let unwind = match self.table_of(&m.file) {
+            Lookup::Ready(u) => u,
+            Lookup::None => return Row::Found(None),
+            Lookup::Building => return Row::Building,
+        };
+        let Some(bias) = replay::segment_bias(&unwind.segments, m.start, m.file_offset) else {
+            return Row::Found(None);
+        };
+        let (bytes, time, reads) = (unwind.bytes(), unwind.time(), unwind.reads());
+        let row = unwind.lookup(addr.wrapping_sub(bias));
+        if unwind.time() != time {
+            // An indexed file looked for a function (and found it, or not).
+            let grown = unwind.bytes() - bytes;
+            let (spent, read) = (unwind.time() - time, unwind.reads() - reads);
+            let took = unwind.build_time();
+            self.grown += grown;
+            self.stats.functions += read;
+            self.stats.build_time += spent;
+            self.note_time(took);
+        }
+        Row::Found(row)
+    }
+
+    /// Accounts for the functions indexed files read during a stack, and gets back under
+    /// the limit: evicts the files used longest ago but the current stack's, then forgets
+    /// the functions read from indexed files.
+    fn settle(&mut self) {
+        if self.grown == 0 {
+            return;
+        }
+        self.used += std::mem::take(&mut self.grown);
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.used);
+        self.make_room(0);
+        if self.used <= self.limit {
+            return;
+        }
+        for slot in self.files.values_mut() {
+            if let Slot::Ready {
+                unwind:
+                    Some(FileUnwind {
+                        rows: Rows::Indexed(index),
+                        ..
+                    }),
+                ..
+            } = slot
+            {
+                self.used -= index.bytes();
+                index.forget();
+            }
+        }
+    }
+
+    /// Keeps `took` as the slowest file if it is.
+    fn note_time(&mut self, took: BuildTime) {
+        if self
+            .stats
+            .slowest
+            .as_ref()
+            .is_none_or(|s| took.took > s.took)
+        {
+            self.stats.slowest = Some(took);
+        }
     }
 
     /// Takes in the tables built since the last call; with `wait`, waits for all of them.
@@ -273,20 +354,14 @@ impl UnwindCache {
             } else {
                 builder.results.try_recv().ok()
             };
-            let Some((id, path, unwind, file_bytes, took)) = next else {
+            let Some((id, unwind)) = next else {
                 return;
             };
             builder.pending -= 1;
-            self.stats.build_time += took;
             if let Some(u) = &unwind {
-                if self.stats.slowest.as_ref().is_none_or(|s| took > s.took) {
-                    self.stats.slowest = Some(BuildTime {
-                        path,
-                        file_bytes,
-                        table_bytes: u.bytes(),
-                        took,
-                    });
-                }
+                self.stats.build_time += u.opened_in;
+                self.stats.indexed += usize::from(matches!(u.rows, Rows::Indexed(_)));
+                self.note_time(u.build_time());
             }
             self.insert(id, unwind);
         }
@@ -329,7 +404,7 @@ impl UnwindCache {
         match self.files.get_mut(&id) {
             Some(Slot::Ready { unwind, last_used }) => {
                 *last_used = self.clock;
-                unwind.as_ref().map_or(Lookup::None, Lookup::Ready)
+                unwind.as_mut().map_or(Lookup::None, Lookup::Ready)
             }
             _ => Lookup::Building,
         }
@@ -366,9 +441,15 @@ impl UnwindCache {
     }
 }
 
+/// The row for an address, or that its file's table is still being built.
+enum Row {
+    Found(Option<UnwindRow>),
+    Building,
+}
+
 /// What the cache has for a file.
 enum Lookup<'a> {
-    Ready(&'a FileUnwind),
+    Ready(&'a mut FileUnwind),
     /// No table: no usable CFI, or over the limit.
     None,
     Building,
@@ -377,6 +458,7 @@ enum Lookup<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object::ObjectSymbol;
 
     fn files() -> Vec<MappedFile> {
         let files: Vec<MappedFile> = ["/lib/x86_64-linux-gnu/libc.so.6", "/proc/self/exe"]
@@ -421,12 +503,82 @@ mod tests {
         assert_eq!((cache.used, cache.stats.peak_bytes), (exe, libc.max(exe)));
     }
 
+    /// libc's mapping as if at its link addresses, so addresses are file addresses.
+    fn at_link_addresses(path: &str) -> ExecMapping {
+        ExecMapping {
+            start: 0,
+            end: u64::MAX,
+            file_offset: 0,
+            file: std::sync::Arc::new(MappedFile::open(path).unwrap()),
+        }
+    }
+
     #[test]
-    fn a_table_over_the_limit_is_not_kept() {
-        let files = files();
+    fn indexed_files_forget_functions_to_stay_within_the_limit() {
+        let libc = at_link_addresses("/lib/x86_64-linux-gnu/libc.so.6");
+        let limit = 16 << 10;
+        let mut cache = UnwindCache::new(limit);
+        let index_bytes = table_now(&mut cache, &libc.file).expect("libc is kept");
+        assert!(
+            index_bytes < 1024,
+            "an index holds no rows yet: {index_bytes}"
+        );
+        let data = std::fs::read(&libc.file.open_path).unwrap();
+        let elf = object::File::parse(&*data).unwrap();
+        let functions: Vec<u64> = object::Object::dynamic_symbols(&elf)
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.address() != 0)
+            .map(|s| s.address())
+            .collect();
+        assert!(functions.len() > 1000, "{} functions", functions.len());
+        let mut found = 0;
+        for &addr in &functions {
+            cache.clock += 1;
+            if let Row::Found(Some(_)) = cache.row_at(&libc, addr) {
+                found += 1;
+            }
+            cache.settle();
+            assert!(cache.used <= limit, "{} over {limit}", cache.used);
+        }
+        assert!(
+            found * 10 > functions.len() * 9,
+            "{found} of {}",
+            functions.len()
+        );
+        // Aliases share a function, but forgetting makes some read twice.
+        assert!(
+            cache.stats.functions > found / 2,
+            "{} read",
+            cache.stats.functions
+        );
+        assert!(cache.stats.peak_bytes > limit / 2 && cache.stats.peak_bytes < limit + 4096);
+        assert_eq!(
+            (cache.stats.built, cache.stats.indexed, cache.stats.too_big),
+            (1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn a_whole_table_over_the_limit_is_not_kept() {
+        // Without .eh_frame_hdr, libc's whole table is built, and it is far over 1 KiB.
+        let dir = std::env::temp_dir().join(format!("rprof-whole-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("libc-no-hdr.so");
+        let ok = std::process::Command::new("objcopy")
+            .arg("--remove-section=.eh_frame_hdr")
+            .arg("/lib/x86_64-linux-gnu/libc.so.6")
+            .arg(&copy)
+            .status()
+            .expect("objcopy runs")
+            .success();
+        assert!(ok);
+        let file = MappedFile::open(copy.to_str().unwrap()).unwrap();
         let mut cache = UnwindCache::new(1024);
         cache.clock = 1;
-        assert_eq!(table_now(&mut cache, &files[0]), None);
-        assert_eq!((cache.stats.too_big, cache.used), (1, 0));
+        assert_eq!(table_now(&mut cache, &file), None);
+        assert_eq!(
+            (cache.stats.too_big, cache.stats.indexed, cache.used),
+            (1, 0, 0)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,8 +8,8 @@
 //! for PLT stubs. Anything else (other DWARF expressions, as in signal trampolines) becomes
 //! [`Cfa::Unsupported`] and the unwinder falls back to frame pointers there.
 use gimli::{
-    BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, LittleEndian, Register,
-    RegisterRule, UnwindContext, UnwindSection,
+    BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, FrameDescriptionEntry,
+    LittleEndian, Register, RegisterRule, UnwindContext, UnwindSection,
 };
 use object::{Object, ObjectSection};
 
@@ -66,6 +66,15 @@ pub enum Arch {
 }
 
 impl Arch {
+    /// The architecture of an ELF file, if we know its registers.
+    pub fn of(file: &object::File) -> Result<Self, TableError> {
+        match file.architecture() {
+            object::Architecture::X86_64 => Ok(Self::X86_64),
+            object::Architecture::Aarch64 => Ok(Self::Aarch64),
+            other => Err(TableError::Arch(other)),
+        }
+    }
+
     /// DWARF numbers of (stack pointer, frame pointer, return address).
     fn registers(self) -> (Register, Register, Register) {
         match self {
@@ -96,11 +105,7 @@ impl UnwindTable {
     /// Builds the table of an ELF file's image.
     pub fn from_elf(data: &[u8]) -> Result<Self, TableError> {
         let file = object::File::parse(data)?;
-        let arch = match file.architecture() {
-            object::Architecture::X86_64 => Arch::X86_64,
-            object::Architecture::Aarch64 => Arch::Aarch64,
-            other => return Err(TableError::Arch(other)),
-        };
+        let arch = Arch::of(&file)?;
         let mut bases = BaseAddresses::default();
         if let Some(text) = file.section_by_name(".text") {
             bases = bases.set_text(text.address());
@@ -158,13 +163,6 @@ fn collect_rows<'d, S>(
 where
     S: UnwindSection<EndianSlice<'d, LittleEndian>>,
 {
-    let (sp, fp, ra) = arch.registers();
-    // x86-64 keeps the return address at CFA-8 unless a rule says otherwise; on arm64 it is
-    // in the link register until saved.
-    let ra_default = match arch {
-        Arch::X86_64 => Saved::AtCfa(-8),
-        Arch::Aarch64 => Saved::Unchanged,
-    };
     let mut ctx = Box::new(UnwindContext::new());
     let mut entries = section.entries(bases);
     while let Some(entry) = entries.next()? {
@@ -175,34 +173,57 @@ where
             // One broken FDE should not cost the whole file its table.
             continue;
         };
-        let mut table = fde.rows(section, bases, &mut ctx)?;
-        while let Some(row) = table.next_row()? {
-            let cfa = match row.cfa() {
-                CfaRule::RegisterAndOffset { register, offset } => {
-                    match (offset32(*offset), *register) {
-                        (Some(o), r) if r == sp => Cfa::Sp(o),
-                        (Some(o), r) if r == fp => Cfa::Fp(o),
-                        _ => Cfa::Unsupported,
-                    }
-                }
-                CfaRule::Expression(e) => e
-                    .get(section)
-                    .ok()
-                    .and_then(|e| plt_threshold(e.0.slice()))
-                    .map_or(Cfa::Unsupported, |threshold| Cfa::Plt { threshold }),
-            };
-            rows.push(UnwindRow {
-                pc: row.start_address(),
-                cfa,
-                fp: saved(row.register(fp), Saved::Unchanged),
-                ra: saved(row.register(ra), ra_default),
-            });
-        }
+        fde_rows(section, bases, arch, &fde, &mut ctx, rows)?;
         rows.push(UnwindRow {
             pc: fde.end_address(),
             cfa: Cfa::None,
             fp: Saved::Unsupported,
             ra: Saved::Unsupported,
+        });
+    }
+    Ok(())
+}
+
+/// Appends the rows of one FDE, in address order.
+pub(crate) fn fde_rows<'d, S>(
+    section: &S,
+    bases: &BaseAddresses,
+    arch: Arch,
+    fde: &FrameDescriptionEntry<EndianSlice<'d, LittleEndian>>,
+    ctx: &mut UnwindContext<usize>,
+    rows: &mut Vec<UnwindRow>,
+) -> Result<(), gimli::Error>
+where
+    S: UnwindSection<EndianSlice<'d, LittleEndian>>,
+{
+    let (sp, fp, ra) = arch.registers();
+    // x86-64 keeps the return address at CFA-8 unless a rule says otherwise; on arm64 it is
+    // in the link register until saved.
+    let ra_default = match arch {
+        Arch::X86_64 => Saved::AtCfa(-8),
+        Arch::Aarch64 => Saved::Unchanged,
+    };
+    let mut table = fde.rows(section, bases, ctx)?;
+    while let Some(row) = table.next_row()? {
+        let cfa = match row.cfa() {
+            CfaRule::RegisterAndOffset { register, offset } => {
+                match (offset32(*offset), *register) {
+                    (Some(o), r) if r == sp => Cfa::Sp(o),
+                    (Some(o), r) if r == fp => Cfa::Fp(o),
+                    _ => Cfa::Unsupported,
+                }
+            }
+            CfaRule::Expression(e) => e
+                .get(section)
+                .ok()
+                .and_then(|e| plt_threshold(e.0.slice()))
+                .map_or(Cfa::Unsupported, |threshold| Cfa::Plt { threshold }),
+        };
+        rows.push(UnwindRow {
+            pc: row.start_address(),
+            cfa,
+            fp: saved(row.register(fp), Saved::Unchanged),
+            ra: saved(row.register(ra), ra_default),
         });
     }
     Ok(())
@@ -225,7 +246,7 @@ fn plt_threshold(expr: &[u8]) -> Option<u8> {
 
 /// Sorts rows by address; where several start at one address the one with information wins
 /// (an FDE starting where another ends), then drops rows that repeat their predecessor.
-fn compact(mut rows: Vec<UnwindRow>) -> Vec<UnwindRow> {
+pub(crate) fn compact(mut rows: Vec<UnwindRow>) -> Vec<UnwindRow> {
     // Rows come mostly in order already (FDEs by address), which an unstable sort is quick at.
     rows.sort_unstable_by_key(|r| (r.pc, r.cfa == Cfa::None));
     rows.dedup_by_key(|r| r.pc);
