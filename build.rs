@@ -11,7 +11,14 @@ use std::path::{Path, PathBuf};
 use libbpf_cargo::SkeletonBuilder;
 
 /// The BPF programs, by stem: `bpf/<stem>.bpf.c` becomes the `<stem>` skeleton.
-const BPF_PROGRAMS: &[&str] = &["cpu", "offcpu", "threads", "alloc", "lock"];
+const BPF_PROGRAMS: &[&str] = &[
+    "cpu",
+    "offcpu",
+    "threads",
+    "alloc",
+    "lock",
+    "kernel_symbols",
+];
 
 /// `__TARGET_ARCH_*` names as libbpf's `bpf_tracing.h` spells them.
 const BPF_ARCHES: &[&str] = &["x86", "arm64"];

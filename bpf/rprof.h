@@ -231,4 +231,25 @@ struct stack_sample {
 };
 _Static_assert(sizeof(struct stack_sample) == 80 + RPROF_STACK_COPY_MAX, "stack_sample size");
 
+/*
+ * Kernel symbol lookups (kernel_symbols.bpf.c): the kernel names a batch of
+ * addresses per run of the program, each as "name+0xoff/0xsize [module]".
+ * Longer names are cut short; user space reads those from kallsyms instead.
+ */
+enum rprof_ksym_limit {
+	RPROF_KSYM_BATCH = 256,
+	RPROF_KSYM_NAME = 192,
+};
+
+struct ksym_batch {
+	/* Addresses in addrs; set by user space. */
+	__u32 count;
+	/* Addresses the kernel could not format; set by the program. */
+	__u32 failed;
+	__u64 addrs[RPROF_KSYM_BATCH];
+	char names[RPROF_KSYM_BATCH][RPROF_KSYM_NAME];
+};
+_Static_assert(sizeof(struct ksym_batch) == 8 + RPROF_KSYM_BATCH * (8 + RPROF_KSYM_NAME),
+	       "ksym_batch size");
+
 #endif /* __RPROF_H__ */

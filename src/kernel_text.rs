@@ -6,8 +6,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::ops::Range;
 
-/// The `[__sched_text_start, __sched_text_end)` range from `/proc/kallsyms`.
+/// The `[__sched_text_start, __sched_text_end)` range: from the kernel itself, or from
+/// `/proc/kallsyms` (~50 ms) when the kernel-symbol program cannot load.
 pub fn sched_text() -> Option<Range<u64>> {
+    if let Ok(range) = crate::kernel_symbols::sched_text() {
+        return range;
+    }
     let file = File::open("/proc/kallsyms").ok()?;
     parse_sched_text(BufReader::new(file))
 }

@@ -8,6 +8,7 @@ pub mod allocator;
 pub mod assemble;
 pub mod bpf;
 pub mod collect;
+pub mod kernel_symbols;
 pub mod kernel_text;
 pub mod kind;
 pub mod lock_mechanism;

@@ -33,6 +33,12 @@ pub mod lock {
     include!(concat!(env!("OUT_DIR"), "/lock.skel.rs"));
 }
 
+/// Skeleton of `bpf/kernel_symbols.bpf.c`: kernel symbol names from the kernel itself.
+#[allow(clippy::all, clippy::pedantic, dead_code, non_camel_case_types, unused)]
+pub mod kernel_symbols {
+    include!(concat!(env!("OUT_DIR"), "/kernel_symbols.skel.rs"));
+}
+
 /// The structs of `bpf/rprof.h`. Every skeleton generates identical copies from BTF; these
 /// are the CPU skeleton's, used to read any object's shared maps.
 pub mod shared {
