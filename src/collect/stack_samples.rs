@@ -250,6 +250,7 @@ impl StackSamples {
             evicted,
             too_big,
             slowest,
+            largest,
         } = self.unwinder.stats();
         let mut notes = vec![format!(
             "unwind tables: {built} built in {:.0} ms, peak {:.1} MiB (limit {:.0} MiB), {evicted} evicted; \
@@ -258,14 +259,16 @@ impl StackSamples {
             *peak_bytes as f64 / (1 << 20) as f64,
             self.unwinder.limit() as f64 / (1 << 20) as f64,
         )];
-        if let Some(s) = slowest {
-            notes.push(format!(
-                "unwind tables: slowest {} ({:.1} MB file, {:.1} MiB table) in {:.0} ms",
-                s.path,
-                s.file_bytes as f64 / 1e6,
-                s.table_bytes as f64 / (1 << 20) as f64,
-                s.took.as_secs_f64() * 1e3
-            ));
+        for (which, file) in [("slowest", slowest), ("largest", largest)] {
+            if let Some(f) = file {
+                notes.push(format!(
+                    "unwind tables: {which} {} ({:.1} MB file, {:.1} MiB table) in {:.0} ms",
+                    f.path,
+                    f.file_bytes as f64 / 1e6,
+                    f.table_bytes as f64 / (1 << 20) as f64,
+                    f.took.as_secs_f64() * 1e3
+                ));
+            }
         }
         if *too_big > 0 {
             notes.push(format!(

@@ -145,6 +145,8 @@ pub struct UnwindStats {
     /// The file that took longest: to build its table, or to index it and read its
     /// functions.
     pub slowest: Option<BuildTime>,
+    /// The biggest file prepared, with what it took (the cost of a big library).
+    pub largest: Option<BuildTime>,
 }
 
 /// How long one file's table took.
@@ -328,8 +330,16 @@ impl UnwindCache {
         }
     }
 
-    /// Keeps `took` as the slowest file if it is.
+    /// Keeps `took` as the slowest file, or the largest, if it is (or updates it).
     fn note_time(&mut self, took: BuildTime) {
+        if self
+            .stats
+            .largest
+            .as_ref()
+            .is_none_or(|l| took.file_bytes > l.file_bytes || took.path == l.path)
+        {
+            self.stats.largest = Some(took.clone());
+        }
         if self
             .stats
             .slowest
