@@ -198,8 +198,8 @@ pub struct RecordArgs {
     #[arg(long, value_name = "dwarf[,SIZE]|fp", value_parser = parse_call_graph, default_value = "dwarf")]
     pub call_graph: CallGraph,
 
-    /// Most memory for unwind tables (e.g. 64M, 1G): past it, the tables used longest ago
-    /// are evicted, and a file whose table alone is bigger is unwound by frame pointers.
+    /// Most memory for unwind rows (e.g. 64M, 1G): past it, the files used longest ago are
+    /// evicted, then the functions read so far are forgotten (and read again when needed).
     #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "512M")]
     pub max_unwind_memory: usize,
 

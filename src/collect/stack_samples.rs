@@ -249,15 +249,17 @@ impl StackSamples {
             peak_bytes,
             evicted,
             too_big,
+            forgotten,
             slowest,
             largest,
         } = self.unwinder.stats();
         let mut notes = vec![format!(
-            "unwind tables: {built} built in {:.0} ms, peak {:.1} MiB (limit {:.0} MiB), {evicted} evicted; \
-             {indexed} of the files read by function through .eh_frame_hdr ({functions} functions)",
+            "unwind tables: {built} built in {:.0} ms, peak {:.2} MiB (limit {}), {evicted} evicted; \
+             {indexed} of the files read by function through .eh_frame_hdr ({functions} functions, \
+             forgotten {forgotten} times)",
             build_time.as_secs_f64() * 1e3,
             *peak_bytes as f64 / (1 << 20) as f64,
-            self.unwinder.limit() as f64 / (1 << 20) as f64,
+            size_text(self.unwinder.limit()),
         )];
         for (which, file) in [("slowest", slowest), ("largest", largest)] {
             if let Some(f) = file {
@@ -276,6 +278,15 @@ impl StackSamples {
             ));
         }
         notes
+    }
+}
+
+/// A size as `--max-unwind-memory` takes it: "512 MiB", "256 KiB".
+fn size_text(bytes: usize) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{:.0} KiB", bytes as f64 / 1024.0)
     }
 }
 

@@ -142,6 +142,8 @@ pub struct UnwindStats {
     pub evicted: usize,
     /// Files whose table alone exceeds the limit (frame pointers only there).
     pub too_big: usize,
+    /// Times the functions read from indexed files were forgotten to stay under the limit.
+    pub forgotten: usize,
     /// The file that took longest: to build its table, or to index it and read its
     /// functions.
     pub slowest: Option<BuildTime>,
@@ -203,8 +205,6 @@ pub struct UnwindCache {
     used: usize,
     /// Advances once per stack unwound; tables used by the current one are never evicted.
     clock: u64,
-    /// Bytes indexed files read during the current stack, not yet in `used`.
-    grown: usize,
     stats: UnwindStats,
 }
 
@@ -226,7 +226,6 @@ impl UnwindCache {
             limit,
             used: 0,
             clock: 0,
-            grown: 0,
             stats: UnwindStats::default(),
         }
     }
@@ -272,7 +271,6 @@ impl UnwindCache {
             mem,
             max,
         );
-        self.settle();
         (!(wait && waiting)).then_some(frames)
     }
 
@@ -293,27 +291,31 @@ impl UnwindCache {
             let grown = unwind.bytes() - bytes;
             let (spent, read) = (unwind.time() - time, unwind.reads() - reads);
             let took = unwind.build_time();
-            self.grown += grown;
             self.stats.functions += read;
             self.stats.build_time += spent;
             self.note_time(took);
+            if grown > 0 {
+                self.used += grown;
+                self.fit();
+            }
         }
         Row::Found(row)
     }
 
-    /// Accounts for the functions indexed files read during a stack, and gets back under
-    /// the limit: evicts the files used longest ago but the current stack's, then forgets
-    /// the functions read from indexed files.
-    fn settle(&mut self) {
-        if self.grown == 0 {
-            return;
-        }
-        self.used += std::mem::take(&mut self.grown);
-        self.stats.peak_bytes = self.stats.peak_bytes.max(self.used);
+    /// Gets back under the limit after an indexed file grew: evicts the whole tables used
+    /// longest ago but the current stack's, then forgets the functions read from indexed
+    /// files (a row just read was copied out already). So the rows held stay under the
+    /// limit between lookups, over it by at most one function's rows.
+    fn fit(&mut self) {
         self.make_room(0);
-        if self.used <= self.limit {
-            return;
+        if self.used > self.limit {
+            self.forget_functions();
         }
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.used);
+    }
+
+    fn forget_functions(&mut self) {
+        self.stats.forgotten += 1;
         for slot in self.files.values_mut() {
             if let Slot::Ready {
                 unwind:
@@ -382,7 +384,11 @@ impl UnwindCache {
         if let Some(u) = &unwind {
             self.stats.built += 1;
             let bytes = u.bytes();
-            if bytes > self.limit {
+            if matches!(u.rows, Rows::Indexed(_)) {
+                // An index holds next to nothing until functions are read.
+                self.used += bytes;
+                self.fit();
+            } else if bytes > self.limit {
                 self.stats.too_big += 1;
                 unwind = None;
             } else {
@@ -420,8 +426,9 @@ impl UnwindCache {
         }
     }
 
-    /// Evicts the tables used longest ago until `bytes` more fit, sparing those the current
-    /// stack uses.
+    /// Evicts the whole tables used longest ago until `bytes` more fit, sparing those the
+    /// current stack uses. Indexed files are not evicted (opening one again costs more than
+    /// the few bytes it holds), only their functions forgotten.
     fn make_room(&mut self, bytes: usize) {
         while self.used + bytes > self.limit {
             let oldest = self
@@ -429,7 +436,11 @@ impl UnwindCache {
                 .iter()
                 .filter_map(|(id, slot)| match slot {
                     Slot::Ready {
-                        unwind: Some(_),
+                        unwind:
+                            Some(FileUnwind {
+                                rows: Rows::Whole(_),
+                                ..
+                            }),
                         last_used,
                     } if *last_used < self.clock => Some((id, *last_used)),
                     _ => None,
@@ -470,15 +481,6 @@ mod tests {
     use super::*;
     use object::ObjectSymbol;
 
-    fn files() -> Vec<MappedFile> {
-        let files: Vec<MappedFile> = ["/lib/x86_64-linux-gnu/libc.so.6", "/proc/self/exe"]
-            .iter()
-            .filter_map(|p| MappedFile::open(p))
-            .collect();
-        assert_eq!(files.len(), 2, "test binaries present");
-        files
-    }
-
     /// The table of `file`, built now if needed; its size, or None when not kept.
     fn table_now(cache: &mut UnwindCache, file: &MappedFile) -> Option<usize> {
         if let Lookup::Building = cache.table_of(file) {
@@ -491,9 +493,36 @@ mod tests {
         }
     }
 
+    /// Copies of libc and of this test binary without `.eh_frame_hdr`, so that each gets a
+    /// whole table.
+    fn whole_table_files(dir: &Path) -> Vec<MappedFile> {
+        std::fs::create_dir_all(dir).unwrap();
+        let sources = [
+            PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+            std::env::current_exe().unwrap(),
+        ];
+        sources
+            .iter()
+            .enumerate()
+            .map(|(i, source)| {
+                let copy = dir.join(format!("no-hdr-{i}"));
+                let ok = std::process::Command::new("objcopy")
+                    .arg("--remove-section=.eh_frame_hdr")
+                    .arg(source)
+                    .arg(&copy)
+                    .status()
+                    .expect("objcopy runs")
+                    .success();
+                assert!(ok, "objcopy {}", source.display());
+                MappedFile::open(copy.to_str().unwrap()).unwrap()
+            })
+            .collect()
+    }
+
     #[test]
     fn tables_are_built_once_and_evicted_oldest_first() {
-        let files = files();
+        let dir = std::env::temp_dir().join(format!("rprof-evict-{}", std::process::id()));
+        let files = whole_table_files(&dir);
         let mut probe = UnwindCache::new(usize::MAX);
         let libc = table_now(&mut probe, &files[0]).unwrap();
         let exe = table_now(&mut probe, &files[1]).unwrap();
@@ -511,6 +540,7 @@ mod tests {
         );
         assert!(!cache.files.contains_key(&FileId::of(&files[0])));
         assert_eq!((cache.used, cache.stats.peak_bytes), (exe, libc.max(exe)));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// libc's mapping as if at its link addresses, so addresses are file addresses.
@@ -546,7 +576,6 @@ mod tests {
             if let Row::Found(Some(_)) = cache.row_at(&libc, addr) {
                 found += 1;
             }
-            cache.settle();
             assert!(cache.used <= limit, "{} over {limit}", cache.used);
         }
         assert!(
@@ -560,7 +589,7 @@ mod tests {
             "{} read",
             cache.stats.functions
         );
-        assert!(cache.stats.peak_bytes > limit / 2 && cache.stats.peak_bytes < limit + 4096);
+        assert!(cache.stats.peak_bytes > limit / 2 && cache.stats.peak_bytes <= limit);
         assert_eq!(
             (cache.stats.built, cache.stats.indexed, cache.stats.too_big),
             (1, 1, 0)
@@ -571,17 +600,7 @@ mod tests {
     fn a_whole_table_over_the_limit_is_not_kept() {
         // Without .eh_frame_hdr, libc's whole table is built, and it is far over 1 KiB.
         let dir = std::env::temp_dir().join(format!("rprof-whole-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let copy = dir.join("libc-no-hdr.so");
-        let ok = std::process::Command::new("objcopy")
-            .arg("--remove-section=.eh_frame_hdr")
-            .arg("/lib/x86_64-linux-gnu/libc.so.6")
-            .arg(&copy)
-            .status()
-            .expect("objcopy runs")
-            .success();
-        assert!(ok);
-        let file = MappedFile::open(copy.to_str().unwrap()).unwrap();
+        let file = whole_table_files(&dir).remove(0);
         let mut cache = UnwindCache::new(1024);
         cache.clock = 1;
         assert_eq!(table_now(&mut cache, &file), None);
