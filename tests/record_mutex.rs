@@ -477,6 +477,12 @@ fn check_where(
 fn check_no_event_waits(p: &Decoded, problems: &mut Vec<String>) {
     for s in &p.samples {
         let names = s.names();
+        // Waking from pthread_cond_wait re-takes its mutex: when another thread holds it,
+        // that wait is contention on the mutex, and belongs in the profile (as in Go's,
+        // where sync.Cond's Wait re-locks L).
+        if names.iter().any(|n| base_name(n) == "pthread_mutex_cond_lock") {
+            continue;
+        }
         if let Some(f) = names.iter().find(|n| EVENT_WAITERS.contains(n)) {
             problems.push(format!(
                 "{f} waits for an event, not for a lock, but is in the profile: {:?} {:?}",
