@@ -480,7 +480,10 @@ fn check_no_event_waits(p: &Decoded, problems: &mut Vec<String>) {
         // Waking from pthread_cond_wait re-takes its mutex: when another thread holds it,
         // that wait is contention on the mutex, and belongs in the profile (as in Go's,
         // where sync.Cond's Wait re-locks L).
-        if names.iter().any(|n| base_name(n) == "pthread_mutex_cond_lock") {
+        if names
+            .iter()
+            .any(|n| base_name(n) == "pthread_mutex_cond_lock")
+        {
             continue;
         }
         if let Some(f) = names.iter().find(|n| EVENT_WAITERS.contains(n)) {
