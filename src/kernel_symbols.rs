@@ -7,9 +7,9 @@ use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
-use libbpf_rs::{OpenObject, ProgramInput};
+use libbpf_rs::{OpenObject, ProgramInput, ProgramMut};
 
-use crate::bpf::kernel_symbols::{KernelSymbolsSkel, KernelSymbolsSkelBuilder};
+use crate::bpf::kernel_symbols::{types, KernelSymbolsSkel, KernelSymbolsSkelBuilder};
 
 /// What the kernel said about one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,17 +52,29 @@ fn load<'obj>(
     open.load().map_err(KernelSymbolsError::Load)
 }
 
+/// The program's global variables.
+fn globals<'a>(skel: &'a KernelSymbolsSkel<'_>) -> &'a types::bss {
+    skel.maps
+        .bss_data
+        .as_deref()
+        .expect("the object has a .bss")
+}
+
+/// Runs a program once (`BPF_PROG_TEST_RUN`).
+fn run(program: &ProgramMut<'_>) -> Result<(), KernelSymbolsError> {
+    program
+        .test_run(ProgramInput::default())
+        .map(drop)
+        .map_err(KernelSymbolsError::Run)
+}
+
 /// Names kernel addresses, one answer per address.
 pub fn name_addresses(addrs: &[u64]) -> Result<Vec<KernelName>, KernelSymbolsError> {
     let mut storage = MaybeUninit::uninit();
     let mut skel = load(&mut storage, "name_addresses")?;
     let mut names = Vec::with_capacity(addrs.len());
     // RPROF_KSYM_BATCH addresses per run.
-    let batch = skel
-        .maps
-        .bss_data
-        .as_deref()
-        .map_or(1, |b| b.batch.addrs.len());
+    let batch = globals(&skel).batch.addrs.len();
     for chunk in addrs.chunks(batch) {
         let bss = skel
             .maps
@@ -71,16 +83,8 @@ pub fn name_addresses(addrs: &[u64]) -> Result<Vec<KernelName>, KernelSymbolsErr
             .expect("the object has a .bss");
         bss.batch.count = chunk.len() as u32;
         bss.batch.addrs[..chunk.len()].copy_from_slice(chunk);
-        skel.progs
-            .name_addresses
-            .test_run(ProgramInput::default())
-            .map_err(KernelSymbolsError::Run)?;
-        let bss = skel
-            .maps
-            .bss_data
-            .as_deref()
-            .expect("the object has a .bss");
-        for (&addr, raw) in chunk.iter().zip(&bss.batch.names) {
+        run(&skel.progs.name_addresses)?;
+        for (&addr, raw) in chunk.iter().zip(&globals(&skel).batch.names) {
             // The kernel writes C chars; the bytes are what matter.
             let bytes: Vec<u8> = raw.iter().map(|&c| c as u8).collect();
             names.push(parse(addr, &bytes));
@@ -93,15 +97,8 @@ pub fn name_addresses(addrs: &[u64]) -> Result<Vec<KernelName>, KernelSymbolsErr
 pub fn sched_text() -> Result<Option<Range<u64>>, KernelSymbolsError> {
     let mut storage = MaybeUninit::uninit();
     let skel = load(&mut storage, "find_sched_text")?;
-    skel.progs
-        .find_sched_text
-        .test_run(ProgramInput::default())
-        .map_err(KernelSymbolsError::Run)?;
-    let bss = skel
-        .maps
-        .bss_data
-        .as_deref()
-        .expect("the object has a .bss");
+    run(&skel.progs.find_sched_text)?;
+    let bss = globals(&skel);
     let (start, end) = (bss.sched_text_start, bss.sched_text_end);
     Ok((start != 0 && start < end).then_some(start..end))
 }

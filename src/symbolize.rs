@@ -1,6 +1,7 @@
 //! Symbolization with one long-lived blazesym `Symbolizer`: user frames from the mapped
 //! files (ELF symbols, DWARF lines and inlined frames, debug links), kernel frames from
-//! the kernel itself, or kallsyms. Names are demangled here so both the raw and the readable name are kept.
+//! the kernel itself, or kallsyms. Names are demangled here so both the raw and the
+//! readable name are kept.
 use std::path::Path;
 
 use blazesym::symbolize::source::{Elf, Kernel, Source};

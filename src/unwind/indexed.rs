@@ -184,8 +184,9 @@ impl FdeIndex {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::unwind::fixtures::TempDir;
     use crate::unwind::table::UnwindTable;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     /// Every lookup through the index agrees with the whole table (itself checked against
     /// readelf in `table`'s tests): at each row's address, and on either side of it.
@@ -216,21 +217,6 @@ mod tests {
         checked
     }
 
-    /// A C fixture at -O2 without frame pointers, built into a fresh directory.
-    fn fixture(dir: &Path) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads/unwind_frames.c");
-        let out = dir.join("unwind_frames");
-        let ok = std::process::Command::new("cc")
-            .args(["-O2", "-fomit-frame-pointer", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs")
-            .success();
-        assert!(ok, "building {}", src.display());
-        out
-    }
-
     #[test]
     fn index_lookups_match_the_whole_table() {
         assert!(agrees_with_whole_table(Path::new("/lib/x86_64-linux-gnu/libc.so.6")) > 10_000);
@@ -239,9 +225,8 @@ mod tests {
 
     #[test]
     fn a_fixture_without_frame_pointers_is_indexed_exactly() {
-        let dir = std::env::temp_dir().join(format!("rprof-indexed-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = fixture(&dir);
+        let dir = TempDir::new("indexed");
+        let path = dir.build("unwind_frames", false);
         let data = std::fs::read(&path).unwrap();
         let whole = UnwindTable::from_elf(&data).unwrap();
         let mut index = FdeIndex::open(MappedImage::open(&path).unwrap())
@@ -254,26 +239,15 @@ mod tests {
                 whole.lookup(row.pc).copied().map(rules)
             );
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn a_file_without_a_search_table_is_given_back() {
         // Stripped of .eh_frame_hdr, a file is left to the whole table.
-        let dir = std::env::temp_dir().join(format!("rprof-nohdr-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let built = fixture(&dir);
-        let stripped = dir.join("no_hdr");
-        let ok = std::process::Command::new("objcopy")
-            .args(["--remove-section=.eh_frame_hdr"])
-            .arg(&built)
-            .arg(&stripped)
-            .status()
-            .expect("objcopy runs")
-            .success();
-        assert!(ok);
+        let dir = TempDir::new("no-hdr");
+        let built = dir.build("unwind_frames", false);
+        let stripped = dir.without_search_table(&built, "no_hdr");
         assert!(FdeIndex::open(MappedImage::open(&stripped).unwrap()).is_err());
         assert!(FdeIndex::open(MappedImage::open(&built).unwrap()).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

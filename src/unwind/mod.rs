@@ -2,6 +2,8 @@
 //! information: [`table`] turns `.eh_frame`/`.debug_frame` into compact rows, and [`replay`]
 //! walks a recorded stack with them (the same walk a BPF unwinder makes in the kernel);
 //! [`process`] keeps the tables of the files live processes map.
+#[cfg(test)]
+mod fixtures;
 pub mod image;
 pub mod indexed;
 pub mod process;

@@ -479,6 +479,7 @@ enum Lookup<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unwind::fixtures::TempDir;
     use object::ObjectSymbol;
 
     /// The table of `file`, built now if needed; its size, or None when not kept.
@@ -495,8 +496,7 @@ mod tests {
 
     /// Copies of libc and of this test binary without `.eh_frame_hdr`, so that each gets a
     /// whole table.
-    fn whole_table_files(dir: &Path) -> Vec<MappedFile> {
-        std::fs::create_dir_all(dir).unwrap();
+    fn whole_table_files(dir: &TempDir) -> Vec<MappedFile> {
         let sources = [
             PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
             std::env::current_exe().unwrap(),
@@ -505,15 +505,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, source)| {
-                let copy = dir.join(format!("no-hdr-{i}"));
-                let ok = std::process::Command::new("objcopy")
-                    .arg("--remove-section=.eh_frame_hdr")
-                    .arg(source)
-                    .arg(&copy)
-                    .status()
-                    .expect("objcopy runs")
-                    .success();
-                assert!(ok, "objcopy {}", source.display());
+                let copy = dir.without_search_table(source, &format!("no-hdr-{i}"));
                 MappedFile::open(copy.to_str().unwrap()).unwrap()
             })
             .collect()
@@ -521,7 +513,7 @@ mod tests {
 
     #[test]
     fn tables_are_built_once_and_evicted_oldest_first() {
-        let dir = std::env::temp_dir().join(format!("rprof-evict-{}", std::process::id()));
+        let dir = TempDir::new("evict");
         let files = whole_table_files(&dir);
         let mut probe = UnwindCache::new(usize::MAX);
         let libc = table_now(&mut probe, &files[0]).unwrap();
@@ -540,7 +532,6 @@ mod tests {
         );
         assert!(!cache.files.contains_key(&FileId::of(&files[0])));
         assert_eq!((cache.used, cache.stats.peak_bytes), (exe, libc.max(exe)));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// libc's mapping as if at its link addresses, so addresses are file addresses.
@@ -599,7 +590,7 @@ mod tests {
     #[test]
     fn a_whole_table_over_the_limit_is_not_kept() {
         // Without .eh_frame_hdr, libc's whole table is built, and it is far over 1 KiB.
-        let dir = std::env::temp_dir().join(format!("rprof-whole-{}", std::process::id()));
+        let dir = TempDir::new("whole");
         let file = whole_table_files(&dir).remove(0);
         let mut cache = UnwindCache::new(1024);
         cache.clock = 1;
@@ -608,6 +599,5 @@ mod tests {
             (cache.stats.too_big, cache.stats.indexed, cache.used),
             (1, 0, 0)
         );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

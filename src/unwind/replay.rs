@@ -172,31 +172,10 @@ pub fn unwind_with(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::unwind::fixtures::TempDir;
     use crate::unwind::table::UnwindRow;
     use std::collections::HashMap;
-    use std::path::{Path, PathBuf};
     use std::process::Command;
-
-    /// Builds tests/workloads/`name`.c at -O2 with or without frame pointers.
-    fn build_fixture(dir: &Path, name: &str, frame_pointers: bool) -> PathBuf {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/workloads")
-            .join(format!("{name}.c"));
-        let flag = if frame_pointers {
-            "-fno-omit-frame-pointer"
-        } else {
-            "-fomit-frame-pointer"
-        };
-        let out = dir.join(name);
-        let status = Command::new("cc")
-            .args(["-O2", "-g", flag, "-o"])
-            .arg(&out)
-            .arg(&src)
-            .status()
-            .expect("cc runs");
-        assert!(status.success(), "building {}", src.display());
-        out
-    }
 
     /// Stops the child with ptrace and copies its registers and stack.
     fn snapshot(pid: i32) -> (Regs, StackCopy) {
@@ -242,13 +221,9 @@ mod tests {
     /// tables of the files it maps. The unwinding runs after the process is gone, from the
     /// copies alone.
     fn unwind_parked_fixture(name: &str, frame_pointers: bool) -> Vec<Frame> {
-        let dir = std::env::temp_dir().join(format!(
-            "rprof-unwind-{name}-{}-{}",
-            if frame_pointers { "fp" } else { "nofp" },
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let exe = build_fixture(&dir, name, frame_pointers);
+        // One directory per build: the tests with and without frame pointers run at once.
+        let dir = TempDir::new(&format!("replay-{name}-{frame_pointers}"));
+        let exe = dir.build(name, frame_pointers);
         let mut child = Command::new(&exe)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -335,7 +310,6 @@ mod tests {
                 Frame { name, row }
             })
             .collect();
-        std::fs::remove_dir_all(&dir).ok();
         frames
     }
 

@@ -350,50 +350,11 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     mod against_readelf {
         use super::*;
+        use crate::unwind::fixtures::TempDir;
         use object::{ObjectSymbol, SymbolKind};
         use std::collections::HashMap;
-        use std::path::{Path, PathBuf};
+        use std::path::Path;
         use std::process::Command;
-
-        /// A directory of build products, removed when dropped.
-        struct TempDir(PathBuf);
-
-        impl TempDir {
-            fn new(tag: &str) -> Self {
-                let dir =
-                    std::env::temp_dir().join(format!("rprof-table-{tag}-{}", std::process::id()));
-                let _ = std::fs::remove_dir_all(&dir);
-                std::fs::create_dir_all(&dir).unwrap();
-                Self(dir)
-            }
-
-            /// Builds tests/workloads/`name`.c at -O2, with or without frame pointers.
-            fn build(&self, name: &str, frame_pointers: bool) -> PathBuf {
-                let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("tests/workloads")
-                    .join(format!("{name}.c"));
-                let (flag, suffix) = if frame_pointers {
-                    ("-fno-omit-frame-pointer", "fp")
-                } else {
-                    ("-fomit-frame-pointer", "nofp")
-                };
-                let out = self.0.join(format!("{name}-{suffix}"));
-                let status = Command::new("cc")
-                    .args(["-O2", "-g", flag, "-o"])
-                    .arg(&out)
-                    .arg(&src)
-                    .status()
-                    .expect("cc runs");
-                assert!(status.success(), "building {}", src.display());
-                out
-            }
-        }
-
-        impl Drop for TempDir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
 
         /// Rules by readelf's column name ("CFA", "rbp", "ra", ...), as it prints them.
         type Rules = HashMap<String, String>;
