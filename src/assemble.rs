@@ -12,6 +12,7 @@ use crate::pprof::{LabelValue, MappingInfo, ProfileBuilder};
 use crate::procs::{MappedFile, ProcessTable};
 use crate::raw::{RawProfile, RawSample};
 use crate::symbolize::{Frames, Symbolizer};
+use crate::unwind::end::StackEnd;
 
 /// Facts about the recording that go into the profile as metadata.
 #[derive(Debug, Clone, Default)]
@@ -247,6 +248,11 @@ fn sample_locations(
     // exact address only when there is no kernel part; in both cases [0] is the IP.
     let info = procs.get(s.pid);
     for (i, &addr) in s.user.iter().enumerate() {
+        if let Some(end) = StackEnd::from_marker(addr) {
+            // The unwinder stopped early: say so where the stack's root would be.
+            ids.extend(end.root_frame().map(|name| b.synthetic_location(name)));
+            break;
+        }
         let a = lookup_addr(i, addr);
         let id = match info.and_then(|p| p.mapping_of(a)) {
             Some(m) => {
@@ -268,7 +274,7 @@ fn sample_locations(
             // A frame-pointer walk through code built without frame pointers reads data
             // as return addresses; the first one outside every executable mapping ends the
             // chain, and the rest is noise.
-            None if i > 0 && info.is_some() => break,
+            None if i > 0 && info.is_some_and(|p| !p.is_anonymous_code(a)) => break,
             // An IP in JIT code, or a process we never saw: the address alone.
             None => b.location(0, a, &[]),
         };

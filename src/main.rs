@@ -109,6 +109,14 @@ fn print_summary(s: &RecordSummary, format: Format) {
         for (name, value) in p.counters.nonzero_failures() {
             line.push_str(&format!(", {name}={value}"));
         }
+        if let Some(share) = p.stack_ends.complete_share() {
+            line.push_str(&format!(", {:.1}% of user stacks complete", share * 100.0));
+            for (name, value) in p.stack_ends.nonzero() {
+                if name != "outermost" {
+                    line.push_str(&format!(", stack_end_{name}={value}"));
+                }
+            }
+        }
         let path = p.output.display();
         let open = match format {
             Format::Pprof => format!("open with: go tool pprof -http=: {path}"),

@@ -22,7 +22,7 @@ pub struct MappedFile {
     pub open_path: PathBuf,
     /// GNU build id, lowercase hex; empty if the file has none.
     pub build_id: String,
-    _handle: File,
+    handle: File,
 }
 
 /// An executable mapping of one process.
@@ -49,6 +49,8 @@ pub struct ProcessInfo {
     pub threads: HashMap<u32, String>,
     /// Sorted by start address, not overlapping.
     mappings: Vec<ExecMapping>,
+    /// Executable memory no file backs (JIT code), as (start, end), sorted.
+    anonymous: Vec<(u64, u64)>,
 }
 
 impl ProcessInfo {
@@ -57,6 +59,12 @@ impl ProcessInfo {
         let i = self.mappings.partition_point(|m| m.start <= addr);
         let m = self.mappings.get(i.checked_sub(1)?)?;
         (addr < m.end).then_some(m)
+    }
+
+    /// Whether `addr` is in executable memory that no file backs (JIT code).
+    pub fn is_anonymous_code(&self, addr: u64) -> bool {
+        let i = self.anonymous.partition_point(|&(start, _)| start <= addr);
+        i.checked_sub(1).is_some_and(|i| addr < self.anonymous[i].1)
     }
 
     /// Every executable mapping, sorted by address.
@@ -81,12 +89,18 @@ impl ProcessInfo {
         paths
     }
 
-    /// Adds newer mappings, replacing any older ones they overlap.
-    fn merge(&mut self, newer: Vec<ExecMapping>) {
-        self.mappings
-            .retain(|old| !newer.iter().any(|n| n.start < old.end && old.start < n.end));
+    /// Adds newer mappings, replacing any older ones they overlap, of files and anonymous.
+    fn merge(&mut self, newer: Vec<ExecMapping>, anonymous: Vec<(u64, u64)>) {
+        let overlaps = |start: u64, end: u64| {
+            newer.iter().any(|n| n.start < end && start < n.end)
+                || anonymous.iter().any(|&(s, e)| s < end && start < e)
+        };
+        self.mappings.retain(|old| !overlaps(old.start, old.end));
+        self.anonymous.retain(|&(s, e)| !overlaps(s, e));
         self.mappings.extend(newer);
         self.mappings.sort_by_key(|m| m.start);
+        self.anonymous.extend(anonymous);
+        self.anonymous.sort_unstable();
     }
 }
 
@@ -136,6 +150,7 @@ impl ProcessTable {
             self.exes.insert(pid, exe.to_string_lossy().into_owned());
         }
         let mut mappings = Vec::new();
+        let mut anonymous = Vec::new();
         for m in maps {
             if !m.perms.contains(MMPermissions::EXECUTE) {
                 continue;
@@ -152,6 +167,10 @@ impl ProcessTable {
                     (start, end),
                 ),
                 MMapPath::Vdso => self.vdso(),
+                MMapPath::Anonymous | MMapPath::Other(_) => {
+                    anonymous.push((start, end));
+                    None
+                }
                 _ => None,
             };
             if let Some(file) = file {
@@ -178,8 +197,9 @@ impl ProcessTable {
         info.threads.extend::<HashMap<u32, String>>(threads);
         if fresh_image {
             info.mappings.clear();
+            info.anonymous.clear();
         }
-        info.merge(mappings);
+        info.merge(mappings, anonymous);
         Ok(())
     }
 
@@ -223,6 +243,11 @@ impl MappedFile {
         Some(Self::new(path.to_string(), File::open(path).ok()?))
     }
 
+    /// Reads bytes at a file offset; false when they are not all there.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> bool {
+        std::os::unix::fs::FileExt::read_exact_at(&self.handle, buf, offset).is_ok()
+    }
+
     fn new(path: String, handle: File) -> Self {
         let open_path = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
         let build_id = blazesym::helper::read_elf_build_id(&open_path)
@@ -234,7 +259,7 @@ impl MappedFile {
             path,
             open_path,
             build_id,
-            _handle: handle,
+            handle,
         }
     }
 }

@@ -3,12 +3,15 @@
 use std::collections::HashMap;
 
 use crate::bpf::counters::Counters;
+use crate::unwind::end::StackEnds;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawSample {
     pub pid: u32,
     pub tid: u32,
-    /// User frames, innermost first; [0] is the sampled IP, the rest are return addresses.
+    /// User frames, innermost first; [0] is the sampled IP, the rest are return addresses
+    /// (see `unwind::replay` for exact ones), and the last may be a marker of why the stack
+    /// ended early (`unwind::end`).
     pub user: Vec<u64>,
     /// Kernel frames, innermost first, in the same convention.
     pub kernel: Vec<u64>,
@@ -37,6 +40,8 @@ pub struct RawProfile {
     pub counters: Counters,
     /// Lines for the profile's comments about how it was collected.
     pub notes: Vec<String>,
+    /// How the stacks unwound in user space ended, by samples.
+    pub stack_ends: StackEnds,
 }
 
 impl RawProfile {

@@ -25,6 +25,7 @@ use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
 use crate::symbolize::Symbolizer;
 use crate::target::{ExitStatus, Target, TargetError, TargetSpec};
+use crate::unwind::end::StackEnds;
 use crate::{bpf::libbpf_log, signals};
 
 /// How often the loop wakes to check the clock, signals and targets.
@@ -99,6 +100,8 @@ pub struct KindSummary {
     pub kind: ProfileKind,
     pub output: PathBuf,
     pub counters: Counters,
+    /// How the stacks unwound in user space ended.
+    pub stack_ends: StackEnds,
     /// The top table, when asked for.
     pub top: Option<String>,
 }
@@ -315,6 +318,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
             kind,
             output: path,
             counters: raw.counters,
+            stack_ends: raw.stack_ends,
             top,
         });
     }

@@ -231,15 +231,15 @@ impl Collector for AllocCollector<'_> {
             let values = vec![0, 0, l.objects as i64, l.bytes as i64];
             samples.push(maps.sample(&mut cache, &key, values, false)?);
         }
-        Ok(RawProfile {
+        let mut raw = RawProfile {
             samples,
             threads: maps.threads()?,
             counters: maps.counters()?,
-            notes: self
-                .copied
-                .as_ref()
-                .map(StackSamples::notes)
-                .unwrap_or_default(),
-        })
+            ..RawProfile::default()
+        };
+        if let Some(c) = &self.copied {
+            c.report(&mut raw);
+        }
+        Ok(raw)
     }
 }

@@ -231,7 +231,7 @@ impl CommonMaps<'_> {
             samples,
             threads: self.threads()?,
             counters: self.counters()?,
-            notes: Vec::new(),
+            ..RawProfile::default()
         })
     }
 }

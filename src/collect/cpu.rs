@@ -123,7 +123,7 @@ impl Collector for CpuCollector<'_> {
         let mut raw = maps.drain(true, false)?;
         if let Some(c) = &self.copied {
             raw.samples.extend(c.samples(&maps, false)?);
-            raw.notes = c.notes();
+            c.report(&mut raw);
         }
         Ok(raw)
     }

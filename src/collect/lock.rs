@@ -133,7 +133,7 @@ impl Collector for LockCollector<'_> {
         let maps = common_maps!(self.skel);
         let mut raw = maps.drain(true, false)?;
         raw.samples = self.waits.samples(&maps, false)?;
-        raw.notes = self.waits.notes();
+        self.waits.report(&mut raw);
         Ok(raw)
     }
 }

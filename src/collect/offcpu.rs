@@ -139,7 +139,7 @@ impl Collector for OffCpuCollector<'_> {
         let mut raw = maps.drain(true, true)?;
         if let Some(c) = &self.copied {
             raw.samples.extend(c.samples(&maps, true)?);
-            raw.notes = c.notes();
+            c.report(&mut raw);
         }
         Ok(raw)
     }

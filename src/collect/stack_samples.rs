@@ -14,9 +14,10 @@ use super::bpf_maps::{CommonMaps, StackCache};
 use super::CollectError;
 use crate::bpf::shared::stack_sample;
 use crate::procs::ProcessTable;
-use crate::raw::RawSample;
+use crate::raw::{RawProfile, RawSample};
+use crate::unwind::end::{StackEnd, StackEnds};
 use crate::unwind::process::{UnwindCache, UnwindStats};
-use crate::unwind::replay::{Regs, StackCopy};
+use crate::unwind::replay::{Regs, StackCopy, Unwound};
 
 /// Frames kept per stack, as for the stacks BPF walks.
 const MAX_FRAMES: usize = 127;
@@ -70,6 +71,8 @@ pub struct StackSamples {
     reread: HashMap<u32, Instant>,
     /// The recording stopped: the next poll is the last, and waits for every table.
     stopped: bool,
+    /// Samples by how their stacks ended.
+    ends: StackEnds,
 }
 
 impl StackSamples {
@@ -101,6 +104,7 @@ impl StackSamples {
             by_id: HashMap::new(),
             reread: HashMap::new(),
             stopped: false,
+            ends: StackEnds::default(),
         })
     }
 
@@ -183,13 +187,20 @@ impl StackSamples {
             base: s.sp,
             bytes: &data[HEADER..],
         };
-        let user = match procs.get(s.pid) {
+        let Unwound { mut frames, end } = match procs.get(s.pid) {
             Some(info) => match self.unwinder.unwind(info, regs, &stack, MAX_FRAMES, wait) {
-                Some(frames) => frames,
+                Some(unwound) => unwound,
                 None => return false,
             },
-            None => vec![s.ip],
+            None => Unwound {
+                frames: vec![s.ip],
+                end: StackEnd::UnknownProcess,
+            },
         };
+        // A kept allocation counts once; other samples as many times as they were summed.
+        self.ends.add(end, s.count.max(1));
+        end.mark(&mut frames);
+        let user = frames;
         if s.user_stack != 0 {
             self.by_id.insert(s.user_stack, user);
             return true;
@@ -239,7 +250,14 @@ impl StackSamples {
         }
     }
 
-    /// What the unwinder's table cache did, as lines for the profile's comments.
+    /// Puts what unwinding did into `raw`: the notes for its comments, and how stacks ended.
+    pub fn report(&self, raw: &mut RawProfile) {
+        raw.notes = self.notes();
+        raw.stack_ends = self.ends.clone();
+    }
+
+    /// What the unwinder's table cache did, and how stacks ended, as lines for the
+    /// profile's comments.
     pub fn notes(&self) -> Vec<String> {
         let UnwindStats {
             built,
@@ -253,7 +271,7 @@ impl StackSamples {
             slowest,
             largest,
         } = self.unwinder.stats();
-        let mut notes = vec![format!(
+        let mut notes = vec![self.ends.describe(), format!(
             "unwind tables: {built} built in {:.0} ms, peak {:.2} MiB (limit {}), {evicted} evicted; \
              {indexed} of the files read by function through .eh_frame_hdr ({functions} functions, \
              forgotten {forgotten} times)",

@@ -99,7 +99,7 @@ impl Collector for ThreadCreateCollector<'_> {
                 s.values.truncate(1);
                 raw.samples.push(s);
             }
-            raw.notes = c.notes();
+            c.report(&mut raw);
         }
         Ok(raw)
     }

@@ -2,6 +2,7 @@
 //! information: [`table`] turns `.eh_frame`/`.debug_frame` into compact rows, and [`replay`]
 //! walks a recorded stack with them (the same walk a BPF unwinder makes in the kernel);
 //! [`process`] keeps the tables of the files live processes map.
+pub mod end;
 #[cfg(test)]
 mod fixtures;
 pub mod image;

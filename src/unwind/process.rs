@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::image::MappedImage;
 use super::indexed::FdeIndex;
-use super::replay::{self, Regs, StackMemory};
-use super::table::{UnwindRow, UnwindTable};
+use super::replay::{self, Code, CodeMap, Regs, StackMemory, Unwound};
+use super::table::{Arch, UnwindRow, UnwindTable};
 use crate::procs::{ExecMapping, MappedFile, ProcessInfo};
 
 /// A file's unwind rows: a whole table, or an index read function by function.
@@ -253,25 +253,15 @@ impl UnwindCache {
         mem: &impl StackMemory,
         max: usize,
         wait: bool,
-    ) -> Option<Vec<u64>> {
+    ) -> Option<Unwound> {
         self.clock += 1;
-        let mut waiting = false;
-        let frames = replay::unwind_with(
-            |addr| {
-                let m = info.mapping_of(addr)?;
-                match self.row_at(m, addr) {
-                    Row::Found(row) => row,
-                    Row::Building => {
-                        waiting = true;
-                        None
-                    }
-                }
-            },
-            regs,
-            mem,
-            max,
-        );
-        (!(wait && waiting)).then_some(frames)
+        let mut code = ProcessCode {
+            cache: self,
+            info,
+            waiting: false,
+        };
+        let unwound = replay::unwind_with(&mut code, Arch::HOST, regs, mem, max);
+        (!(wait && code.waiting)).then_some(unwound)
     }
 
     /// The row for an address in a mapping.
@@ -459,6 +449,43 @@ impl UnwindCache {
                 self.stats.evicted += 1;
             }
         }
+    }
+}
+
+/// A process's code as the unwinder sees it: rows from the cache, bytes from the files.
+struct ProcessCode<'a> {
+    cache: &'a mut UnwindCache,
+    info: &'a ProcessInfo,
+    /// Some code's table was still being built.
+    waiting: bool,
+}
+
+impl CodeMap for ProcessCode<'_> {
+    fn code_at(&mut self, addr: u64) -> Code {
+        let Some(m) = self.info.mapping_of(addr) else {
+            return if self.info.is_anonymous_code(addr) {
+                Code::Anonymous
+            } else {
+                Code::Unmapped
+            };
+        };
+        match self.cache.row_at(m, addr) {
+            Row::Found(Some(row)) => Code::Row(row),
+            Row::Found(None) => Code::NoRow,
+            Row::Building => {
+                self.waiting = true;
+                Code::NoRow
+            }
+        }
+    }
+
+    fn read_code(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+        let Some(m) = self.info.mapping_of(addr) else {
+            return false;
+        };
+        // Within the one mapping: the next may come from elsewhere in the file.
+        addr.saturating_add(buf.len() as u64) <= m.end
+            && m.file.read_at(m.file_offset_of(addr), buf)
     }
 }
 

@@ -1,10 +1,23 @@
 //! Walks a recorded user stack with [`UnwindTable`]s: from the registers of the innermost
 //! frame, each step finds the row for the current address, computes the caller's stack
-//! pointer (CFA), return address and frame pointer, and continues from the caller. Where no
-//! table covers an address, it falls back to one frame-pointer step.
+//! pointer (CFA), return address and frame pointer, and continues from the caller.
+//!
+//! Where no row applies, the walk still goes on where it safely can:
+//! - a signal trampoline (found by its FDE's `S` augmentation, or by its code) restores the
+//!   interrupted registers from the `ucontext` the kernel saved on the stack;
+//! - the innermost frame in code no FDE covers (glibc's `clone3` and `clone` end their FDE
+//!   before the `syscall`) takes its return address from the top of the stack (x86-64) or the
+//!   link register (arm64), when that address follows a call instruction;
+//! - anything else takes one frame-pointer step (JIT code keeps frame pointers).
+//!
+//! Frames come out innermost first, callers as return addresses, as the kernel reports them,
+//! so that looking up `frame - 1` finds the call. A frame whose address is exact instead (the
+//! one a signal interrupted, or the trampoline itself) is given as `address + 1`, so the same
+//! rule finds the address itself. Every walk says why it ended ([`StackEnd`]).
 use object::{Object, ObjectSegment};
 
-use super::table::{Cfa, Saved, UnwindRow, UnwindTable};
+use super::end::StackEnd;
+use super::table::{Arch, Cfa, Saved, UnwindRow, UnwindTable};
 
 /// The registers an unwind starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -19,6 +32,11 @@ pub struct Regs {
 /// Memory of the stack being unwound.
 pub trait StackMemory {
     fn read_u64(&self, addr: u64) -> Option<u64>;
+
+    /// Whether `addr` lies just past the memory held (the stack goes on there, uncopied).
+    fn past_end(&self, _addr: u64) -> bool {
+        false
+    }
 }
 
 /// A copy of stack memory starting at `base`, owned or borrowed.
@@ -27,12 +45,42 @@ pub struct StackCopy<B = Vec<u8>> {
     pub bytes: B,
 }
 
+/// How far above a copy's end an address still counts as the uncopied rest of the stack
+/// (the usual stack size limit); further is a bad address.
+const STACK_REST: u64 = 8 << 20;
+
 impl<B: AsRef<[u8]>> StackMemory for StackCopy<B> {
     fn read_u64(&self, addr: u64) -> Option<u64> {
         let off = usize::try_from(addr.checked_sub(self.base)?).ok()?;
         let word = self.bytes.as_ref().get(off..off.checked_add(8)?)?;
         Some(u64::from_le_bytes(word.try_into().ok()?))
     }
+
+    fn past_end(&self, addr: u64) -> bool {
+        let end = self.base.saturating_add(self.bytes.as_ref().len() as u64);
+        addr.saturating_add(8) > end && addr < end.saturating_add(STACK_REST)
+    }
+}
+
+/// What the unwinder finds at a code address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Call frame information covers it.
+    Row(UnwindRow),
+    /// A file's code that no row covers (or whose rows are not at hand).
+    NoRow,
+    /// Executable memory that no file backs (JIT code).
+    Anonymous,
+    /// Not code of this process.
+    Unmapped,
+}
+
+/// The code of the process whose stack is walked.
+pub trait CodeMap {
+    /// What covers `addr`.
+    fn code_at(&mut self, addr: u64) -> Code;
+    /// Fills `buf` with the code bytes at `addr`; false when they cannot be read.
+    fn read_code(&mut self, addr: u64, buf: &mut [u8]) -> bool;
 }
 
 /// A mapped code region and its table: a process address `a` in `[start, end)` is table
@@ -42,6 +90,23 @@ pub struct Module<'t> {
     pub end: u64,
     pub bias: u64,
     pub table: &'t UnwindTable,
+}
+
+/// Modules are a [`CodeMap`] whose code bytes are unknown.
+impl CodeMap for &[Module<'_>] {
+    fn code_at(&mut self, addr: u64) -> Code {
+        match self.iter().find(|m| m.start <= addr && addr < m.end) {
+            Some(m) => m
+                .table
+                .lookup(addr.wrapping_sub(m.bias))
+                .map_or(Code::NoRow, |r| Code::Row(*r)),
+            None => Code::Unmapped,
+        }
+    }
+
+    fn read_code(&mut self, _addr: u64, _buf: &mut [u8]) -> bool {
+        false
+    }
 }
 
 /// The bias of a mapping of `elf` at `start` from file offset `offset`: the segment that
@@ -80,93 +145,318 @@ pub fn segment_bias(segments: &[(u64, u64, u64)], start: u64, offset: u64) -> Op
     Some(start.wrapping_sub(seg_vaddr.wrapping_sub(seg_off).wrapping_add(offset)))
 }
 
-/// Unwinds up to `max` frames; returns the instruction pointer of each, innermost first
-/// (callers as return addresses, as the kernel reports them).
-pub fn unwind(modules: &[Module], regs: Regs, mem: &impl StackMemory, max: usize) -> Vec<u64> {
-    unwind_with(
-        |addr| {
-            let m = modules.iter().find(|m| m.start <= addr && addr < m.end)?;
-            m.table.lookup(addr.wrapping_sub(m.bias)).copied()
-        },
-        regs,
-        mem,
-        max,
-    )
+/// A walked stack: its frames, innermost first, and why it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unwound {
+    pub frames: Vec<u64>,
+    pub end: StackEnd,
 }
 
-/// [`unwind`] with the rows found by `row_at` (a process address in, the row covering it
-/// out), so tables can be found, or built, only for the code a stack passes through.
-pub fn unwind_with(
-    mut row_at: impl FnMut(u64) -> Option<UnwindRow>,
+/// Unwinds up to `max` frames with the tables of `modules`.
+pub fn unwind(
+    modules: &[Module],
+    arch: Arch,
     regs: Regs,
     mem: &impl StackMemory,
     max: usize,
-) -> Vec<u64> {
+) -> Unwound {
+    unwind_with(&mut &*modules, arch, regs, mem, max)
+}
+
+/// One step from a frame to its caller.
+struct Step {
+    regs: Regs,
+    /// The caller's address is exact (interrupted by a signal), not a return address.
+    exact: bool,
+}
+
+/// Unwinds up to `max` frames of a stack of `arch` code, finding rows through `code`, so
+/// tables can be found, or built, only for the code a stack passes through.
+pub fn unwind_with(
+    code: &mut impl CodeMap,
+    arch: Arch,
+    regs: Regs,
+    mem: &impl StackMemory,
+    max: usize,
+) -> Unwound {
     let mut frames = Vec::new();
     let mut r = regs;
-    while frames.len() < max && r.ip != 0 {
-        frames.push(r.ip);
-        // Callers' addresses are return addresses: look up the call instruction before them.
-        let lookup = if frames.len() == 1 { r.ip } else { r.ip - 1 };
-        let row = row_at(lookup);
-        let next = match row {
-            Some(row) if row.cfa != Cfa::Unsupported => {
-                let cfa = match row.cfa {
-                    Cfa::Sp(o) => r.sp.wrapping_add_signed(i64::from(o)),
-                    Cfa::Fp(o) => r.fp.wrapping_add_signed(i64::from(o)),
-                    Cfa::Plt { threshold } => {
-                        // Stubs are 16-byte aligned, in the file as in memory.
-                        let pushed = if r.ip & 15 >= u64::from(threshold) {
-                            8
-                        } else {
-                            0
-                        };
-                        r.sp.wrapping_add(8 + pushed)
-                    }
-                    Cfa::Unsupported | Cfa::None => unreachable!("filtered above"),
-                };
-                let read_at = |o: i32| mem.read_u64(cfa.wrapping_add_signed(i64::from(o)));
-                let ra = match row.ra {
-                    Saved::AtCfa(o) => read_at(o),
-                    // Only the innermost frame can still have it in the link register.
-                    Saved::Unchanged if frames.len() == 1 => Some(r.lr),
-                    _ => None,
-                };
-                // A saved FP can lie below the stack pointer (an epilogue has popped it), out
-                // of the copy. Callers that need it fail on their own; most do not.
-                let fp = match row.fp {
-                    Saved::AtCfa(o) => read_at(o).unwrap_or(0),
-                    Saved::Unchanged => r.fp,
-                    _ => 0,
-                };
-                match ra {
-                    Some(ip) => Regs {
-                        ip,
-                        sp: cfa,
-                        fp,
-                        lr: 0,
-                    },
-                    None => break,
-                }
-            }
-            // No usable rule: one frame-pointer step.
-            _ => match (mem.read_u64(r.fp), mem.read_u64(r.fp.wrapping_add(8))) {
-                (Some(fp), Some(ip)) => Regs {
-                    ip,
-                    sp: r.fp.wrapping_add(16),
-                    fp,
-                    lr: 0,
-                },
-                _ => break,
-            },
-        };
-        // The stack grows down, so callers' frames are higher; anything else is a loop.
-        if next.sp <= r.sp {
-            break;
+    // The current frame's address is exact: the sampled one, or one a signal interrupted.
+    let mut exact = true;
+    let end = loop {
+        if r.ip == 0 {
+            // A zero return address is how frame-pointer chains (and some CFI) end.
+            break if frames.is_empty() {
+                StackEnd::BadReturnAddress
+            } else {
+                StackEnd::Outermost
+            };
         }
-        r = next;
+        if frames.len() >= max {
+            break StackEnd::DepthLimit;
+        }
+        let at = if exact { r.ip } else { r.ip - 1 };
+        let found = code.code_at(at);
+        if found == Code::Unmapped && !frames.is_empty() {
+            break StackEnd::BadReturnAddress;
+        }
+        frames.push(if exact && !frames.is_empty() {
+            r.ip + 1
+        } else {
+            r.ip
+        });
+        let step = match found {
+            Code::Row(UnwindRow {
+                cfa: Cfa::SigReturn(a),
+                ..
+            }) => signal_step(a, r, mem),
+            Code::Row(row) if !matches!(row.cfa, Cfa::Unsupported | Cfa::None) => {
+                cfi_step(row, r, exact, mem)
+            }
+            Code::NoRow if is_sigreturn(code, arch, r.ip) => signal_step(arch, r, mem),
+            Code::NoRow if exact => {
+                top_of_stack_step(code, arch, r, mem).or_else(|_| fp_step(r, mem))
+            }
+            _ => fp_step(r, mem),
+        };
+        let step = match step {
+            Ok(step) => step,
+            Err(end) => break end,
+        };
+        if step.exact {
+            // The trampoline was entered by a return, not called: name it by its own address.
+            if frames.len() > 1 {
+                *frames.last_mut().expect("pushed above") = r.ip + 1;
+            }
+        } else if step.regs.sp < r.sp || (step.regs.sp == r.sp && !exact) {
+            // The stack grows down, so callers' frames are higher. Only a frame whose return
+            // address is still in a register (an arm64 leaf) shares its caller's SP; after a
+            // signal, the interrupted frame can be anywhere (sigaltstack).
+            break StackEnd::Loop;
+        }
+        r = step.regs;
+        exact = step.exact;
+    };
+    Unwound { frames, end }
+}
+
+/// Why a read of stack memory at `addr` failed.
+fn read_failed(mem: &impl StackMemory, addr: u64) -> StackEnd {
+    if mem.past_end(addr) {
+        StackEnd::CopyEnded
+    } else {
+        StackEnd::BadReturnAddress
     }
-    frames
+}
+
+fn read(mem: &impl StackMemory, addr: u64) -> Result<u64, StackEnd> {
+    mem.read_u64(addr).ok_or_else(|| read_failed(mem, addr))
+}
+
+/// A step by the call frame information's rules.
+fn cfi_step(
+    row: UnwindRow,
+    r: Regs,
+    exact: bool,
+    mem: &impl StackMemory,
+) -> Result<Step, StackEnd> {
+    let cfa = match row.cfa {
+        Cfa::Sp(o) => r.sp.wrapping_add_signed(i64::from(o)),
+        Cfa::Fp(o) => r.fp.wrapping_add_signed(i64::from(o)),
+        Cfa::Plt { threshold } => {
+            // Stubs are 16-byte aligned, in the file as in memory.
+            let pushed = if r.ip & 15 >= u64::from(threshold) {
+                8
+            } else {
+                0
+            };
+            r.sp.wrapping_add(8 + pushed)
+        }
+        Cfa::SigReturn(_) | Cfa::Unsupported | Cfa::None => return Err(StackEnd::NoUnwindInfo),
+    };
+    let at = |o: i32| cfa.wrapping_add_signed(i64::from(o));
+    let ip = match row.ra {
+        Saved::AtCfa(o) => read(mem, at(o))?,
+        // Only an exact frame (innermost, or interrupted) can still have it in the link
+        // register.
+        Saved::Unchanged if exact && r.lr != 0 => r.lr,
+        Saved::Undefined => return Err(StackEnd::Outermost),
+        _ => return Err(StackEnd::NoUnwindInfo),
+    };
+    // A saved FP can lie below the stack pointer (an epilogue has popped it), out of the
+    // copy. Callers that need it fail on their own; most do not.
+    let fp = match row.fp {
+        Saved::AtCfa(o) => mem.read_u64(at(o)).unwrap_or(0),
+        Saved::Unchanged => r.fp,
+        _ => 0,
+    };
+    Ok(Step {
+        regs: Regs {
+            ip,
+            sp: cfa,
+            fp,
+            lr: 0,
+        },
+        exact: false,
+    })
+}
+
+/// One frame-pointer step: the saved FP and return address sit at FP and FP + 8.
+fn fp_step(r: Regs, mem: &impl StackMemory) -> Result<Step, StackEnd> {
+    if r.fp == 0 {
+        // Program and thread entry points clear the frame pointer.
+        return Err(StackEnd::Outermost);
+    }
+    let (fp, ip) = match (mem.read_u64(r.fp), mem.read_u64(r.fp.wrapping_add(8))) {
+        (Some(fp), Some(ip)) => (fp, ip),
+        _ if mem.past_end(r.fp) => return Err(StackEnd::CopyEnded),
+        _ => return Err(StackEnd::NoUnwindInfo),
+    };
+    Ok(Step {
+        regs: Regs {
+            ip,
+            sp: r.fp.wrapping_add(16),
+            fp,
+            lr: 0,
+        },
+        exact: false,
+    })
+}
+
+/// The innermost frame in code without rows, such as the `syscall` of glibc's `clone3`:
+/// nothing pushed yet, so the return address is at the top of the stack (x86-64) or in the
+/// link register (arm64). Taken only if it follows a call instruction.
+fn top_of_stack_step(
+    code: &mut impl CodeMap,
+    arch: Arch,
+    r: Regs,
+    mem: &impl StackMemory,
+) -> Result<Step, StackEnd> {
+    let (ip, sp) = match arch {
+        Arch::X86_64 => (read(mem, r.sp)?, r.sp.wrapping_add(8)),
+        Arch::Aarch64 => (r.lr, r.sp),
+    };
+    if !follows_call(code, arch, ip) {
+        return Err(StackEnd::NoUnwindInfo);
+    }
+    Ok(Step {
+        regs: Regs {
+            ip,
+            sp,
+            fp: r.fp,
+            lr: 0,
+        },
+        exact: false,
+    })
+}
+
+/// Whether the instruction before `ra` is a call.
+fn follows_call(code: &mut impl CodeMap, arch: Arch, ra: u64) -> bool {
+    if matches!(code.code_at(ra.wrapping_sub(1)), Code::Unmapped) {
+        return false;
+    }
+    match arch {
+        Arch::X86_64 => {
+            let mut before = [0u8; 8];
+            ra >= 8 && code.read_code(ra - 8, &mut before) && x86_call_before(&before)
+        }
+        Arch::Aarch64 => {
+            let mut insn = [0u8; 4];
+            ra >= 4 && code.read_code(ra - 4, &mut insn) && {
+                let i = u32::from_le_bytes(insn);
+                // BL imm26, or BLR / BLRAA-style register calls.
+                i & 0xfc00_0000 == 0x9400_0000
+                    || i & 0xfeff_f800 == 0xd63f_0800
+                    || i & 0xfffffc1f == 0xd63f_0000
+            }
+        }
+    }
+}
+
+/// Whether the 8 bytes before a return address end with a call: `E8 rel32`, or `FF /2` with
+/// any addressing form (and an optional REX prefix).
+fn x86_call_before(b: &[u8; 8]) -> bool {
+    if b[3] == 0xe8 {
+        return true;
+    }
+    // Try every length an `FF /2` could have, from 2 to 7 bytes (without prefix).
+    (2..=7).any(|len| {
+        let at = 8 - len;
+        b[at] == 0xff && ff2_length(&b[at + 1..]) == Some(len)
+    })
+}
+
+/// The length of an `FF /2` instruction whose ModRM (and what follows) is `rest`, if its reg
+/// field is 2.
+fn ff2_length(rest: &[u8]) -> Option<usize> {
+    let modrm = *rest.first()?;
+    if (modrm >> 3) & 7 != 2 {
+        return None;
+    }
+    let (md, rm) = (modrm >> 6, modrm & 7);
+    let sib = md != 3 && rm == 4;
+    let disp = match md {
+        0 if rm == 5 => 4,
+        0 if sib => {
+            if rest.get(1)? & 7 == 5 {
+                4
+            } else {
+                0
+            }
+        }
+        0 | 3 => 0,
+        1 => 1,
+        _ => 4,
+    };
+    Some(2 + usize::from(sib) + disp)
+}
+
+/// Whether the code at `ip` is the kernel's sigreturn trampoline: `mov $15, %rax; syscall`
+/// on x86-64, `mov x8, #139; svc #0` on arm64.
+fn is_sigreturn(code: &mut impl CodeMap, arch: Arch, ip: u64) -> bool {
+    const X86: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+    const ARM64: [u8; 8] = [0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4];
+    let mut buf = [0u8; 9];
+    match arch {
+        Arch::X86_64 => code.read_code(ip, &mut buf) && buf == X86,
+        Arch::Aarch64 => code.read_code(ip, &mut buf[..8]) && buf[..8] == ARM64,
+    }
+}
+
+/// Offsets in the signal frame at the trampoline's stack pointer.
+mod sigframe {
+    /// x86-64: the SP points at the `ucontext` (the handler's return popped `pretcode`);
+    /// its `uc_mcontext` is at 40, and there rbp, rsp and rip are registers 10, 15 and 16.
+    pub const X86_RBP: u64 = 40 + 10 * 8;
+    pub const X86_RSP: u64 = 40 + 15 * 8;
+    pub const X86_RIP: u64 = 40 + 16 * 8;
+    /// arm64: the SP points at `rt_sigframe`, a 128-byte `siginfo` and then the `ucontext`,
+    /// whose `uc_mcontext` is at 176; there `regs[31]` start at 8, then sp and pc.
+    const ARM64_MCONTEXT: u64 = 128 + 176;
+    pub const ARM64_X29: u64 = ARM64_MCONTEXT + 8 + 29 * 8;
+    pub const ARM64_X30: u64 = ARM64_MCONTEXT + 8 + 30 * 8;
+    pub const ARM64_SP: u64 = ARM64_MCONTEXT + 8 + 31 * 8;
+    pub const ARM64_PC: u64 = ARM64_MCONTEXT + 8 + 32 * 8;
+}
+
+/// Restores the registers a signal interrupted, from the frame the kernel saved.
+fn signal_step(arch: Arch, r: Regs, mem: &impl StackMemory) -> Result<Step, StackEnd> {
+    let at = |o: u64| read(mem, r.sp.wrapping_add(o));
+    let regs = match arch {
+        Arch::X86_64 => Regs {
+            ip: at(sigframe::X86_RIP)?,
+            sp: at(sigframe::X86_RSP)?,
+            fp: at(sigframe::X86_RBP)?,
+            lr: 0,
+        },
+        Arch::Aarch64 => Regs {
+            ip: at(sigframe::ARM64_PC)?,
+            sp: at(sigframe::ARM64_SP)?,
+            fp: at(sigframe::ARM64_X29)?,
+            lr: at(sigframe::ARM64_X30)?,
+        },
+    };
+    Ok(Step { regs, exact: true })
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -279,10 +569,12 @@ mod tests {
                 }
             })
             .collect();
-        let frames = unwind(&modules, regs, &stack, 64);
+        let unwound = unwind(&modules, Arch::X86_64, regs, &stack, 64);
+        assert_eq!(unwound.end, StackEnd::Outermost, "{unwound:?}");
+        let frames = unwound.frames;
         assert_eq!(
             frames,
-            unwind(&modules, regs, &stack, 64),
+            unwind(&modules, Arch::X86_64, regs, &stack, 64).frames,
             "the same snapshot unwinds the same way"
         );
 
@@ -386,5 +678,257 @@ mod tests {
         assert_eq!(s.read_u64(0x1000), Some(0x0706050403020100));
         assert_eq!(s.read_u64(0x1009), None);
         assert_eq!(s.read_u64(0xfff), None);
+    }
+}
+
+/// Walks over made-up code and stacks, for both architectures: signal frames (by CFI and by
+/// code bytes), code outside any FDE, and each way a walk ends.
+#[cfg(test)]
+mod synthetic {
+    use super::*;
+    use std::collections::HashMap;
+
+    const HANDLER: u64 = 0x1100;
+    /// The trampoline; its FDE starts a byte early, as glibc's does.
+    const TRAMPOLINE: u64 = 0x1300;
+    /// The interrupted function starts right after a gap no FDE covers, so looking it up at
+    /// the address before the interrupted one would find nothing.
+    const INTERRUPTED: u64 = 0x1400;
+    const CALLER: u64 = 0x1500;
+    const ROOT: u64 = 0x1600;
+    /// Code without FDE (a `syscall` after glibc's `clone3` ends its FDE).
+    const NO_FDE: u64 = 0x1800;
+    const STACK: u64 = 0x10000;
+    const OUTER_STACK: u64 = 0x20000;
+
+    fn row(pc: u64, cfa: Cfa, ra: Saved) -> UnwindRow {
+        UnwindRow {
+            pc,
+            cfa,
+            fp: Saved::Unchanged,
+            ra,
+        }
+    }
+
+    /// Code at 0x1000..0x2000: rows, and code bytes where given.
+    struct Fake {
+        table: UnwindTable,
+        bytes: HashMap<u64, u8>,
+    }
+
+    impl CodeMap for Fake {
+        fn code_at(&mut self, addr: u64) -> Code {
+            if !(0x1000..0x2000).contains(&addr) {
+                return Code::Unmapped;
+            }
+            self.table
+                .lookup(addr)
+                .map_or(Code::NoRow, |r| Code::Row(*r))
+        }
+
+        fn read_code(&mut self, addr: u64, buf: &mut [u8]) -> bool {
+            for (i, b) in buf.iter_mut().enumerate() {
+                match self.bytes.get(&(addr + i as u64)) {
+                    Some(v) => *b = *v,
+                    None => return false,
+                }
+            }
+            true
+        }
+    }
+
+    /// The code of both tests; `trampoline_cfi` says whether the trampoline has its FDE.
+    fn code(arch: Arch, trampoline_cfi: bool) -> Fake {
+        // arm64 leaves keep the return address in the link register; x86-64 calls push it.
+        let (leaf_cfa, leaf_ra) = match arch {
+            Arch::X86_64 => (Cfa::Sp(8), Saved::AtCfa(-8)),
+            Arch::Aarch64 => (Cfa::Sp(0), Saved::Unchanged),
+        };
+        let mut rows = vec![
+            row(HANDLER, leaf_cfa, leaf_ra),
+            row(HANDLER + 0x100, Cfa::None, Saved::Unsupported),
+            row(INTERRUPTED, leaf_cfa, leaf_ra),
+            row(CALLER, Cfa::Sp(16), Saved::AtCfa(-8)),
+            row(ROOT, Cfa::Sp(8), Saved::Undefined),
+            row(ROOT + 0x100, Cfa::None, Saved::Unsupported),
+        ];
+        if trampoline_cfi {
+            rows.push(row(
+                TRAMPOLINE - 1,
+                Cfa::SigReturn(arch),
+                Saved::Unsupported,
+            ));
+            rows.push(row(TRAMPOLINE + 0x10, Cfa::None, Saved::Unsupported));
+        }
+        rows.sort_by_key(|r| r.pc);
+        let sigreturn: &[u8] = match arch {
+            Arch::X86_64 => &[0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05],
+            Arch::Aarch64 => &[0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4],
+        };
+        let mut bytes: HashMap<u64, u8> = (0x1000..0x2000).map(|a| (a, 0x90)).collect();
+        for (i, b) in sigreturn.iter().enumerate() {
+            bytes.insert(TRAMPOLINE + i as u64, *b);
+        }
+        Fake {
+            table: UnwindTable { arch, rows },
+            bytes,
+        }
+    }
+
+    /// A stack copy from STACK to past OUTER_STACK with the given words.
+    fn stack(words: &[(u64, u64)]) -> StackCopy {
+        let mut bytes = vec![0u8; (OUTER_STACK - STACK + 0x100) as usize];
+        for &(addr, value) in words {
+            let at = (addr - STACK) as usize;
+            bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        }
+        StackCopy { base: STACK, bytes }
+    }
+
+    /// A handler, a leaf, interrupted at the first instruction of INTERRUPTED, itself a leaf
+    /// called from CALLER, called from ROOT.
+    fn signal_stack(arch: Arch) -> (Regs, StackCopy) {
+        match arch {
+            Arch::X86_64 => (
+                Regs {
+                    ip: HANDLER + 0x50,
+                    sp: STACK,
+                    fp: 0,
+                    lr: 0,
+                },
+                stack(&[
+                    // pretcode, then the ucontext.
+                    (STACK, TRAMPOLINE),
+                    (STACK + 8 + sigframe::X86_RIP, INTERRUPTED),
+                    (STACK + 8 + sigframe::X86_RSP, OUTER_STACK),
+                    (STACK + 8 + sigframe::X86_RBP, 0),
+                    (OUTER_STACK, CALLER + 0x50),
+                    (OUTER_STACK + 16, ROOT + 0x50),
+                ]),
+            ),
+            Arch::Aarch64 => (
+                Regs {
+                    ip: HANDLER + 0x50,
+                    sp: STACK,
+                    fp: 0,
+                    lr: TRAMPOLINE,
+                },
+                stack(&[
+                    (STACK + sigframe::ARM64_PC, INTERRUPTED),
+                    (STACK + sigframe::ARM64_SP, OUTER_STACK),
+                    (STACK + sigframe::ARM64_X29, 0),
+                    (STACK + sigframe::ARM64_X30, CALLER + 0x50),
+                    (OUTER_STACK + 8, ROOT + 0x50),
+                ]),
+            ),
+        }
+    }
+
+    #[test]
+    fn signal_frames_restore_the_interrupted_registers() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            for cfi in [true, false] {
+                let (regs, mem) = signal_stack(arch);
+                let u = unwind_with(&mut code(arch, cfi), arch, regs, &mem, 64);
+                assert_eq!(
+                    u,
+                    Unwound {
+                        // The trampoline and the interrupted frame are exact: given as +1.
+                        frames: vec![
+                            HANDLER + 0x50,
+                            TRAMPOLINE + 1,
+                            INTERRUPTED + 1,
+                            CALLER + 0x50,
+                            ROOT + 0x50
+                        ],
+                        end: StackEnd::Outermost,
+                    },
+                    "{arch:?}, trampoline with CFI: {cfi}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn code_outside_any_fde_returns_to_a_call() {
+        for arch in [Arch::X86_64, Arch::Aarch64] {
+            let mut code = code(arch, true);
+            let ret = CALLER + 0x50;
+            let (regs, mem) = match arch {
+                // `call rel32` before the return address; nothing pushed since.
+                Arch::X86_64 => {
+                    code.bytes.insert(ret - 5, 0xe8);
+                    let regs = Regs {
+                        ip: NO_FDE,
+                        sp: OUTER_STACK - 8,
+                        fp: 0,
+                        lr: 0,
+                    };
+                    (
+                        regs,
+                        stack(&[(OUTER_STACK - 8, ret), (OUTER_STACK + 8, ROOT + 0x50)]),
+                    )
+                }
+                // `bl` before the return address in the link register.
+                Arch::Aarch64 => {
+                    for (i, b) in 0x9400_0010u32.to_le_bytes().iter().enumerate() {
+                        code.bytes.insert(ret - 4 + i as u64, *b);
+                    }
+                    let regs = Regs {
+                        ip: NO_FDE,
+                        sp: OUTER_STACK,
+                        fp: 0,
+                        lr: ret,
+                    };
+                    (regs, stack(&[(OUTER_STACK + 8, ROOT + 0x50)]))
+                }
+            };
+            let u = unwind_with(&mut code, arch, regs, &mem, 64);
+            assert_eq!(u.frames, vec![NO_FDE, ret, ROOT + 0x50], "{arch:?}");
+            assert_eq!(u.end, StackEnd::Outermost, "{arch:?}");
+
+            // Not after a call: not taken, and the frame-pointer step finds nothing.
+            let mut code = self::code(arch, true);
+            let regs = Regs { fp: 0x5000, ..regs };
+            let u = unwind_with(&mut code, arch, regs, &mem, 64);
+            assert_eq!(u.frames, vec![NO_FDE], "{arch:?}");
+            assert_eq!(u.end, StackEnd::NoUnwindInfo, "{arch:?}");
+        }
+    }
+
+    #[test]
+    fn each_way_a_walk_ends_is_told() {
+        let arch = Arch::X86_64;
+        let caller = Regs {
+            ip: CALLER + 0x10,
+            sp: OUTER_STACK,
+            fp: 0,
+            lr: 0,
+        };
+        let walk = |regs: Regs, mem: &StackCopy, max: usize| {
+            unwind_with(&mut code(arch, true), arch, regs, mem, max)
+        };
+        let mem = stack(&[(OUTER_STACK + 8, ROOT + 0x50)]);
+        assert_eq!(walk(caller, &mem, 64).end, StackEnd::Outermost);
+        assert_eq!(walk(caller, &mem, 1).end, StackEnd::DepthLimit);
+        // The caller's frame is past the copy.
+        let short = StackCopy {
+            base: OUTER_STACK,
+            bytes: vec![0u8; 8],
+        };
+        assert_eq!(walk(caller, &short, 64).end, StackEnd::CopyEnded);
+        // A return address outside the code.
+        let wild = stack(&[(OUTER_STACK + 8, 0xdead_0000)]);
+        let u = walk(caller, &wild, 64);
+        assert_eq!((u.frames.len(), u.end), (1, StackEnd::BadReturnAddress));
+        // A frame pointer chain that points back at itself.
+        let looping = stack(&[(STACK, STACK), (STACK + 8, NO_FDE + 0x20)]);
+        let regs = Regs {
+            ip: 0x1900,
+            sp: STACK + 0x40,
+            fp: STACK,
+            lr: 0,
+        };
+        assert_eq!(walk(regs, &looping, 64).end, StackEnd::Loop);
     }
 }

@@ -5,8 +5,11 @@
 //!
 //! Only the rule forms compilers emit for ordinary code are kept: CFA = SP or FP plus an
 //! offset, registers saved at CFA plus an offset, and the one expression every linker writes
-//! for PLT stubs. Anything else (other DWARF expressions, as in signal trampolines) becomes
-//! [`Cfa::Unsupported`] and the unwinder falls back to frame pointers there.
+//! for PLT stubs. The FDEs of signal trampolines (their CIE has the `S` augmentation) become
+//! [`Cfa::SigReturn`]: the unwinder restores the interrupted registers from the signal frame
+//! the kernel saved, whatever expressions the FDE spells that out with. Anything else (other
+//! DWARF expressions) becomes [`Cfa::Unsupported`] and the unwinder falls back to frame
+//! pointers there.
 use gimli::{
     BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, FrameDescriptionEntry,
     LittleEndian, Register, RegisterRule, UnwindContext, UnwindSection,
@@ -24,6 +27,9 @@ pub enum Cfa {
     /// 16-byte stub on (after its push). Every linker writes this one DWARF expression for
     /// them.
     Plt { threshold: u8 },
+    /// A signal trampoline (`__restore_rt`, `__kernel_rt_sigreturn`): the stack pointer
+    /// points at the `ucontext` the kernel saved, laid out as on `arch`.
+    SigReturn(Arch),
     /// A rule we do not evaluate (an expression).
     Unsupported,
     /// No unwind information covers this address.
@@ -59,13 +65,19 @@ impl UnwindRow {
 }
 
 /// The architectures whose register numbering we know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Arch {
     X86_64,
     Aarch64,
 }
 
 impl Arch {
+    /// The architecture this program runs on, and so the processes it profiles.
+    #[cfg(target_arch = "aarch64")]
+    pub const HOST: Arch = Arch::Aarch64;
+    #[cfg(not(target_arch = "aarch64"))]
+    pub const HOST: Arch = Arch::X86_64;
+
     /// The architecture of an ELF file, if we know its registers.
     pub fn of(file: &object::File) -> Result<Self, TableError> {
         match file.architecture() {
@@ -206,6 +218,7 @@ where
     let mut table = fde.rows(section, bases, ctx)?;
     while let Some(row) = table.next_row()? {
         let cfa = match row.cfa() {
+            _ if fde.is_signal_trampoline() => Cfa::SigReturn(arch),
             CfaRule::RegisterAndOffset { register, offset } => {
                 match (offset32(*offset), *register) {
                     (Some(o), r) if r == sp => Cfa::Sp(o),
@@ -370,6 +383,8 @@ mod tests {
             rows: Vec<(u64, Rules)>,
             /// Its CIE's rules: the state before the FDE's own instructions.
             cie: Rules,
+            /// Its CIE has the `S` augmentation: a signal trampoline.
+            signal: bool,
         }
 
         fn hex(s: &str) -> u64 {
@@ -401,6 +416,7 @@ mod tests {
             }
             // CIE rules by (section number, offset).
             let mut cies: HashMap<(usize, String), Rules> = HashMap::new();
+            let mut signal_cies = std::collections::HashSet::new();
             let mut fdes: Vec<RefFde> = Vec::new();
             let mut section = 0;
             let mut entry = Entry::Nothing;
@@ -419,6 +435,13 @@ mod tests {
                 match words.get(3) {
                     Some(&"CIE") => {
                         let key = (section, words[0].to_string());
+                        // The augmentation string, quoted: "zRS".
+                        if words
+                            .get(4)
+                            .is_some_and(|a| a.starts_with('"') && a.contains('S'))
+                        {
+                            signal_cies.insert(key.clone());
+                        }
                         cies.insert(key.clone(), Rules::new());
                         entry = Entry::Cie(key);
                         continue;
@@ -431,8 +454,9 @@ mod tests {
                                 .unwrap_or_else(|| panic!("no {name} in {line}"))
                         };
                         let (start, end) = field("pc=").split_once("..").unwrap();
+                        let cie_key = (section, field("cie=").to_string());
                         let cie = cies
-                            .get(&(section, field("cie=").to_string()))
+                            .get(&cie_key)
                             .unwrap_or_else(|| panic!("unknown CIE in {line}"))
                             .clone();
                         fdes.push(RefFde {
@@ -441,6 +465,7 @@ mod tests {
                             end: hex(end),
                             rows: Vec::new(),
                             cie,
+                            signal: signal_cies.contains(&cie_key),
                         });
                         entry = Entry::Fde;
                         continue;
@@ -559,14 +584,16 @@ Contents of the .eh_frame section:
         /// there is no information; and code that no FDE covers must have none.
         fn differences(data: &[u8], table: &UnwindTable, fdes: &[RefFde]) -> Vec<String> {
             let mut bad = Vec::new();
-            // readelf prints any expression as `exp`; ours reads the PLT stubs' one.
-            let show = |r: Option<&UnwindRow>| {
-                r.map(|r| match r.cfa {
-                    Cfa::Plt { .. } => (Cfa::Unsupported, r.fp, r.ra),
-                    cfa => (cfa, r.fp, r.ra),
-                })
-            };
             for fde in fdes {
+                // readelf prints any expression as `exp`; ours reads the PLT stubs' one, and
+                // knows the FDEs of signal trampolines (and only those) by their CIE.
+                let show = |r: Option<&UnwindRow>| {
+                    r.map(|r| match r.cfa {
+                        Cfa::Plt { .. } => (Cfa::Unsupported, r.fp, r.ra),
+                        Cfa::SigReturn(_) if fde.signal => (Cfa::Unsupported, r.fp, r.ra),
+                        cfa => (cfa, r.fp, r.ra),
+                    })
+                };
                 let own_rows;
                 // Without instructions of its own an FDE has its CIE's rules, and readelf
                 // prints no rows.
@@ -683,7 +710,14 @@ Contents of the .eh_frame section:
 
         #[test]
         fn libc_rows_match_readelf() {
-            checked_table(Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+            let (_, table) = checked_table(Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+            // __restore_rt, whose FDE starts a byte early so return-address lookups find it.
+            let signal: Vec<_> = table
+                .rows
+                .iter()
+                .filter(|r| r.cfa == Cfa::SigReturn(Arch::X86_64))
+                .collect();
+            assert_eq!(signal.len(), 1, "{signal:?}");
         }
 
         /// Address and size of the function `name`, or of a compiler clone of it
