@@ -221,7 +221,8 @@ struct stack_sample {
 	/* What this sample stands for: as sample_value. */
 	__u64 count;
 	__u64 total_ns;
-	/* User registers; lr is arm64's link register (0 on x86-64). */
+	/* User registers; lr is the register a return address can be held in before it is
+	 * saved: arm64's link register, x86-64's rdi (glibc's vfork). */
 	__u64 ip;
 	__u64 sp;
 	__u64 fp;

@@ -93,7 +93,9 @@ static __always_inline struct stack_sample *reserve_stack_sample(struct task_str
 #if defined(__TARGET_ARCH_arm64)
 	e->lr = PT_REGS_RET(regs);
 #else
-	e->lr = 0;
+	/* glibc's vfork pops its return address into rdi for the system call (its CFI says
+	 * so): the one x86-64 return address held in a register. */
+	e->lr = PT_REGS_PARM1(regs);
 #endif
 	e->stack_len = copy_user_stack(e, task, own);
 	e->extra = 0;

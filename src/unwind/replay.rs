@@ -25,7 +25,8 @@ pub struct Regs {
     pub ip: u64,
     pub sp: u64,
     pub fp: u64,
-    /// The link register (arm64), for a return address not yet saved; 0 on x86-64.
+    /// The register a return address is held in until saved: arm64's link register,
+    /// x86-64's rdi (glibc's `vfork`; see [`Arch::link_register`]).
     pub lr: u64,
 }
 
@@ -279,7 +280,7 @@ fn cfi_step(
         Saved::AtCfa(o) => read(mem, at(o))?,
         // Only an exact frame (innermost, or interrupted) can still have it in the link
         // register.
-        Saved::Unchanged if exact && r.lr != 0 => r.lr,
+        Saved::Unchanged | Saved::LinkRegister if exact && r.lr != 0 => r.lr,
         Saved::Undefined => return Err(StackEnd::Outermost),
         _ => return Err(StackEnd::NoUnwindInfo),
     };

@@ -43,6 +43,9 @@ pub enum Saved {
     Unchanged,
     /// Saved at CFA + offset.
     AtCfa(i32),
+    /// In the register a sample records beside IP, SP and FP ([`Arch::link_register`]),
+    /// until it is saved: glibc's x86-64 `vfork` keeps its return address in rdi.
+    LinkRegister,
     /// The register has no value: the outermost frame (e.g. `_start`).
     Undefined,
     /// A rule we do not evaluate.
@@ -84,6 +87,15 @@ impl Arch {
             object::Architecture::X86_64 => Ok(Self::X86_64),
             object::Architecture::Aarch64 => Ok(Self::Aarch64),
             other => Err(TableError::Arch(other)),
+        }
+    }
+
+    /// The DWARF number of the register samples record as `lr`: arm64's link register,
+    /// x86-64's rdi (where glibc's `vfork` keeps its return address over the system call).
+    pub fn link_register(self) -> Register {
+        match self {
+            Self::X86_64 => Register(5),
+            Self::Aarch64 => Register(30),
         }
     }
 
@@ -155,9 +167,14 @@ fn offset32(v: i64) -> Option<i32> {
     i32::try_from(v).ok()
 }
 
-fn saved<T: gimli::ReaderOffset>(rule: Option<RegisterRule<T>>, default: Saved) -> Saved {
+fn saved<T: gimli::ReaderOffset>(
+    rule: Option<RegisterRule<T>>,
+    default: Saved,
+    link: Register,
+) -> Saved {
     match rule {
         None => default,
+        Some(RegisterRule::Register(r)) if r == link => Saved::LinkRegister,
         Some(RegisterRule::SameValue) => Saved::Unchanged,
         Some(RegisterRule::Undefined) => Saved::Undefined,
         Some(RegisterRule::Offset(o)) => offset32(o).map_or(Saved::Unsupported, Saved::AtCfa),
@@ -235,8 +252,9 @@ where
         rows.push(UnwindRow {
             pc: row.start_address(),
             cfa,
-            fp: saved(row.register(fp), Saved::Unchanged),
-            ra: saved(row.register(ra), ra_default),
+            // Only a return address is looked for in the link register.
+            fp: saved(row.register(fp), Saved::Unchanged, Register(u16::MAX)),
+            ra: saved(row.register(ra), ra_default, arch.link_register()),
         });
     }
     Ok(())
@@ -572,11 +590,12 @@ Contents of the .eh_frame section:
                         .and_then(|o| o.parse().ok())
                         .map_or(Saved::Unsupported, Saved::AtCfa),
                 };
-            (
-                cfa,
-                register("rbp", Saved::Unchanged),
-                register("ra", Saved::AtCfa(-8)),
-            )
+            // A return address held in rdi (glibc's vfork) is the link register's.
+            let ra = match rules.get("ra").map(String::as_str) {
+                Some("r5 (rdi)") => Saved::LinkRegister,
+                _ => register("ra", Saved::AtCfa(-8)),
+            };
+            (cfa, register("rbp", Saved::Unchanged), ra)
         }
 
         /// Differences between `table` and readelf: at every address an FDE covers, the
