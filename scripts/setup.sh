@@ -17,9 +17,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   golang-go                                              `go tool pprof`, and the Go test workloads
 #   graphviz                                               pprof's graph and flame graph views
 #   bpftool                                                inspecting BPF programs and BTF
-#   util-linux procps time                                 setpriv, ps/pgrep, GNU /usr/bin/time
+#   util-linux procps time                                 setpriv, runuser, ps/pgrep, GNU time
+#   g++                                                    the C++ test workloads
+#   postgresql                                             a real program for the stack tests
+#                                                          (pgbench under PostgreSQL)
 PACKAGES=(
-    clang llvm libelf-dev zlib1g-dev pkg-config make gcc
+    clang llvm libelf-dev zlib1g-dev pkg-config make gcc g++
+    postgresql
     libc6-dbg
     linux-perf
     bpftrace
