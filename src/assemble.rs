@@ -8,7 +8,7 @@ use crate::bpf::shared::created_kind;
 use crate::kind::ProfileKind;
 use crate::lock_mechanism;
 use crate::pprof::proto::Profile;
-use crate::pprof::{LabelValue, MappingInfo, ProfileBuilder};
+use crate::pprof::{FrameInfo, LabelValue, MappingInfo, ProfileBuilder};
 use crate::procs::{MappedFile, ProcessTable};
 use crate::raw::{RawProfile, RawSample};
 use crate::symbolize::{Frames, Symbolizer};
@@ -271,16 +271,48 @@ fn sample_locations(
                     }
                 }
             }
+            // JIT code, named by the process's perf map where it has one.
+            None if info.is_some_and(|p| p.is_anonymous_code(a)) => {
+                jit_location(b, procs, s.pid, a)
+            }
             // A frame-pointer walk through code built without frame pointers reads data
             // as return addresses; the first one outside every executable mapping ends the
             // chain, and the rest is noise.
-            None if i > 0 && info.is_some_and(|p| !p.is_anonymous_code(a)) => break,
+            None if i > 0 && info.is_some() => break,
             // An IP in JIT code, or a process we never saw: the address alone.
             None => b.location(0, a, &[]),
         };
         ids.push(id);
     }
     ids
+}
+
+/// The location of an address in anonymous executable memory: under a mapping named after
+/// the process's perf map, with the map's name for it, or the address alone.
+fn jit_location(b: &mut ProfileBuilder, procs: &ProcessTable, pid: u32, addr: u64) -> u64 {
+    let (Some((start, limit)), Some(symbol)) = (
+        procs.get(pid).and_then(|p| p.anonymous_code(addr)),
+        procs.jit_symbol(pid, addr),
+    ) else {
+        return b.location(0, addr, &[]);
+    };
+    let mapping = b.mapping(&MappingInfo {
+        start,
+        limit,
+        path: format!("perf-{pid}.map"),
+        has_functions: true,
+        ..Default::default()
+    });
+    match b.location_id(mapping, addr) {
+        Some(id) => id,
+        None => {
+            let frame = FrameInfo {
+                name: symbol.name.to_string(),
+                ..Default::default()
+            };
+            b.location(mapping, addr, &[frame])
+        }
+    }
 }
 
 /// The function names of a sample's user frames, innermost first, inlined callees before

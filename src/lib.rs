@@ -2,7 +2,8 @@
 //!
 //! One recording flows: [`target`] (which tasks) → collectors in [`collect`] (BPF programs
 //! that aggregate in the kernel) → [`raw::RawProfile`] (addresses only) → [`procs`] (maps
-//! snapshotted while processes live) → [`symbolize`] → [`assemble`] (the pprof model) →
+//! snapshotted while processes live, with [`perf_map`]s naming JIT code) → [`symbolize`] →
+//! [`assemble`] (the pprof model) →
 //! [`output_file`]. [`record`] runs that flow.
 pub mod allocator;
 pub mod assemble;
@@ -15,6 +16,7 @@ pub mod lock_mechanism;
 pub mod output;
 pub mod output_file;
 pub mod perf_event;
+pub mod perf_map;
 pub mod pprof;
 pub mod preflight;
 pub mod procs;

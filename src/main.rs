@@ -92,6 +92,17 @@ fn print_summary(s: &RecordSummary, format: Format) {
     for (kind, why) in &s.unavailable {
         eprintln!("rprof-bpf: warning: no {} profile: {why}", kind.name());
     }
+    let perf_map_failures = s.perf_maps.nonzero_failures();
+    if !perf_map_failures.is_empty() {
+        let counts: Vec<String> = perf_map_failures
+            .iter()
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        eprintln!(
+            "rprof-bpf: warning: perf maps of JIT code partly ignored: {}",
+            counts.join(", ")
+        );
+    }
     for p in &s.profiles {
         let events = match p.kind {
             ProfileKind::Cpu | ProfileKind::Wall => "samples",

@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 use procfs::process::{MMPermissions, MMapPath, Process};
 
+use crate::perf_map::{JitSymbol, PerfMaps};
+
 /// A binary some process maps executable, opened for symbolization.
 #[derive(Debug)]
 pub struct MappedFile {
@@ -63,8 +65,14 @@ impl ProcessInfo {
 
     /// Whether `addr` is in executable memory that no file backs (JIT code).
     pub fn is_anonymous_code(&self, addr: u64) -> bool {
+        self.anonymous_code(addr).is_some()
+    }
+
+    /// The range of executable memory no file backs that holds `addr`, if any.
+    pub fn anonymous_code(&self, addr: u64) -> Option<(u64, u64)> {
         let i = self.anonymous.partition_point(|&(start, _)| start <= addr);
-        i.checked_sub(1).is_some_and(|i| addr < self.anonymous[i].1)
+        let range = *self.anonymous.get(i.checked_sub(1)?)?;
+        (addr < range.1).then_some(range)
     }
 
     /// Every executable mapping, sorted by address.
@@ -117,12 +125,13 @@ enum FileKey {
     Vdso,
 }
 
-/// Every process seen so far, with the files they map.
+/// Every process seen so far, with the files they map and the perf maps of their JIT code.
 #[derive(Default)]
 pub struct ProcessTable {
     procs: HashMap<u32, ProcessInfo>,
     exes: HashMap<u32, String>,
     files: HashMap<FileKey, Arc<MappedFile>>,
+    perf_maps: PerfMaps,
 }
 
 impl ProcessTable {
@@ -132,6 +141,23 @@ impl ProcessTable {
 
     pub fn contains(&self, pid: u32) -> bool {
         self.procs.contains_key(&pid)
+    }
+
+    /// The perf maps read so far, and what reading them met.
+    pub fn perf_maps(&self) -> &PerfMaps {
+        &self.perf_maps
+    }
+
+    /// The JIT symbol at `addr` in process `pid`, from its perf map as last read.
+    pub fn jit_symbol(&self, pid: u32, addr: u64) -> Option<JitSymbol<'_>> {
+        self.perf_maps.map(pid)?.lookup(addr)
+    }
+
+    /// Called for a sample in anonymous code while its process lives: reads the process's
+    /// perf map again (at most every so often) when no entry covers `addr` yet, since JIT
+    /// code appears while recording.
+    pub fn saw_jit_code(&mut self, pid: u32, addr: u64) {
+        let _ = self.perf_maps.lookup(pid, addr);
     }
 
     /// The executable path of a process, as it was at its last snapshot.
@@ -192,6 +218,13 @@ impl ProcessTable {
             })
             .unwrap_or_default();
 
+        if fresh_image {
+            self.perf_maps.forget(pid);
+        }
+        // Only a process with anonymous code can have JIT code to name.
+        if !anonymous.is_empty() {
+            self.perf_maps.refresh(pid);
+        }
         let info = self.procs.entry(pid).or_default();
         info.comm = comm;
         info.threads.extend::<HashMap<u32, String>>(threads);

@@ -20,6 +20,7 @@ use crate::collect::{CollectConfig, CollectError, Collector, ProcEvent};
 use crate::kind::{output_path, ProfileKind};
 use crate::output::{self, Format, RenderError, RenderOptions};
 use crate::output_file::{OutputError, PendingOutput};
+use crate::perf_map::PerfMapCounters;
 use crate::preflight::{self, PreflightError};
 use crate::procs::ProcessTable;
 use crate::raw::RawProfile;
@@ -109,6 +110,8 @@ pub struct KindSummary {
 #[derive(Debug)]
 pub struct RecordSummary {
     pub profiles: Vec<KindSummary>,
+    /// What reading the JIT runtimes' perf maps met.
+    pub perf_maps: PerfMapCounters,
     /// Kinds that could not run on this kernel, with why; the others still ran.
     pub unavailable: Vec<(ProfileKind, CollectError)>,
     pub duration: Duration,
@@ -289,7 +292,17 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64),
             duration_nanos: duration.as_nanos() as i64,
-            comments: [comments(opts, kind, &raw.counters), raw.notes.clone()].concat(),
+            comments: [
+                comments(opts, kind, &raw.counters),
+                raw.notes.clone(),
+                procs
+                    .perf_maps()
+                    .counters()
+                    .describe()
+                    .into_iter()
+                    .collect(),
+            ]
+            .concat(),
             main_pid: target.pids().first().copied().or_else(|| busiest_pid(&raw)),
             thread_roots: opts.thread_roots,
         };
@@ -326,6 +339,7 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         eprintln!("timing: write_ms={}", stopped.elapsed().as_millis());
     }
     Ok(RecordSummary {
+        perf_maps: procs.perf_maps().counters().clone(),
         profiles,
         unavailable,
         duration,

@@ -22,8 +22,10 @@ use crate::unwind::replay::{Regs, StackCopy, Unwound};
 /// Frames kept per stack, as for the stacks BPF walks.
 const MAX_FRAMES: usize = 127;
 
-/// How often a process's maps may be read again for samples outside every known mapping.
-const REREAD_EVERY: Duration = Duration::from_secs(1);
+/// How often a process's maps may be read again for samples outside every known mapping,
+/// or whose return addresses are: often enough that a JIT's new code spaces are soon known,
+/// seldom enough that a program with a corrupt stack costs little.
+const REREAD_EVERY: Duration = Duration::from_millis(200);
 
 /// Bytes before the stack copy in a `stack_sample`.
 const HEADER: usize = std::mem::offset_of!(stack_sample, stack);
@@ -164,18 +166,18 @@ impl StackSamples {
         let s = Head::read(data);
         // Normally read on the process's first event already. This covers a lost event, a
         // sample that overtook it, and code mapped since (a library the loader or dlopen
-        // has just mapped); at most once a second per process, as JIT code is never mapped.
+        // has just mapped, a JIT's new code space).
         let unknown = procs
             .get(s.pid)
-            .is_none_or(|info| info.mapping_of(s.ip).is_none());
-        if unknown
-            && self
-                .reread
-                .get(&s.pid)
-                .is_none_or(|t| t.elapsed() >= REREAD_EVERY)
+            .is_none_or(|info| info.mapping_of(s.ip).is_none() && !info.is_anonymous_code(s.ip));
+        if unknown {
+            self.reread_maps(procs, s.pid);
+        }
+        if procs
+            .get(s.pid)
+            .is_some_and(|info| info.is_anonymous_code(s.ip))
         {
-            self.reread.insert(s.pid, Instant::now());
-            let _ = procs.snapshot(s.pid, false);
+            procs.saw_jit_code(s.pid, s.ip);
         }
         let regs = Regs {
             ip: s.ip,
@@ -187,16 +189,24 @@ impl StackSamples {
             base: s.sp,
             bytes: &data[HEADER..],
         };
-        let Unwound { mut frames, end } = match procs.get(s.pid) {
-            Some(info) => match self.unwinder.unwind(info, regs, &stack, MAX_FRAMES, wait) {
-                Some(unwound) => unwound,
-                None => return false,
-            },
-            None => Unwound {
+        let unwind = |unwinder: &mut UnwindCache, procs: &ProcessTable| match procs.get(s.pid) {
+            Some(info) => unwinder.unwind(info, regs, &stack, MAX_FRAMES, wait),
+            None => Some(Unwound {
                 frames: vec![s.ip],
                 end: StackEnd::UnknownProcess,
-            },
+            }),
         };
+        let Some(mut unwound) = unwind(&mut self.unwinder, procs) else {
+            return false;
+        };
+        // A return address in code mapped since the maps were read: read them, try again.
+        if unwound.end == StackEnd::BadReturnAddress && self.reread_maps(procs, s.pid) {
+            match unwind(&mut self.unwinder, procs) {
+                Some(again) => unwound = again,
+                None => return false,
+            }
+        }
+        let Unwound { mut frames, end } = unwound;
         // A kept allocation counts once; other samples as many times as they were summed.
         self.ends.add(end, s.count.max(1));
         end.mark(&mut frames);
@@ -216,6 +226,19 @@ impl StackSamples {
         entry.0 = entry.0.saturating_add(s.count as i64);
         entry.1 = entry.1.saturating_add(s.total_ns as i64);
         true
+    }
+
+    /// Reads the maps of `pid` again, unless they were read again lately; whether it did.
+    fn reread_maps(&mut self, procs: &mut ProcessTable, pid: u32) -> bool {
+        let due = self
+            .reread
+            .get(&pid)
+            .is_none_or(|t| t.elapsed() >= REREAD_EVERY);
+        if due {
+            self.reread.insert(pid, Instant::now());
+            let _ = procs.snapshot(pid, false);
+        }
+        due
     }
 
     /// The summed samples, values `[count, total ns]`, kernel stacks read from `maps`;

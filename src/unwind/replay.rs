@@ -218,6 +218,7 @@ pub fn unwind_with(
             Code::NoRow if exact => {
                 top_of_stack_step(code, arch, r, mem).or_else(|_| fp_step(r, mem))
             }
+            Code::Anonymous => fp_step(r, mem).or_else(|end| scan_step(code, arch, r, mem, end)),
             _ => fp_step(r, mem),
         };
         let step = match step {
@@ -349,6 +350,42 @@ fn top_of_stack_step(
         },
         exact: false,
     })
+}
+
+/// Words above the stack pointer a JIT frame without frame pointer is searched for its
+/// return address.
+const SCAN_WORDS: u64 = 8;
+
+/// JIT code whose frame-pointer step failed: a small stub without a frame of its own (as
+/// CPython 3.12's perf trampolines, `sub $8, %rsp; call *%rcx`) keeps its return address a
+/// few words above the stack pointer. The first word there that returns after a call in a
+/// file's code is taken (x86-64 only); `failed` is the end otherwise.
+fn scan_step(
+    code: &mut impl CodeMap,
+    arch: Arch,
+    r: Regs,
+    mem: &impl StackMemory,
+    failed: StackEnd,
+) -> Result<Step, StackEnd> {
+    if arch != Arch::X86_64 {
+        return Err(failed);
+    }
+    (0..SCAN_WORDS)
+        .map(|i| r.sp.wrapping_add(8 * i))
+        .find_map(|at| {
+            let ip = mem.read_u64(at)?;
+            let in_file = matches!(code.code_at(ip.wrapping_sub(1)), Code::Row(_) | Code::NoRow);
+            (in_file && follows_call(code, arch, ip)).then_some(Step {
+                regs: Regs {
+                    ip,
+                    sp: at.wrapping_add(8),
+                    fp: r.fp,
+                    lr: 0,
+                },
+                exact: false,
+            })
+        })
+        .ok_or(failed)
 }
 
 /// Whether the instruction before `ra` is a call.
