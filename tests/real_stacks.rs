@@ -539,3 +539,143 @@ fn postgres_under_pgbench_has_complete_stacks() {
     assert!(walwriter_ns > 0, "{context}");
     assert!(through_signal >= 0.98, "{context}");
 }
+
+// ---------------------------------------------------------------------------------------
+// JIT code, named by perf maps
+// ---------------------------------------------------------------------------------------
+
+/// Share of the samples whose stack has a JIT frame that names `function` (the runtimes
+/// decorate names: `JS:*fib /path:1:13`, `long JitSpin.fib(int)`, `py::fib:/path`), and the
+/// share of those that are rooted.
+fn jit_shares(p: &Decoded, function: &str) -> (f64, f64, i64) {
+    let named = |s: &StackSample| {
+        s.user_frames()
+            .iter()
+            .any(|f| f.mapping.starts_with("perf-") && f.name.contains(function))
+    };
+    (
+        p.share_within("samples", |_| true, named),
+        p.share_within("samples", named, is_rooted),
+        p.total_where("samples", named),
+    )
+}
+
+fn check_jit(p: &Decoded, function: &str, min_named: f64, run: &RunOutput) {
+    let (named, rooted, n) = jit_shares(p, function);
+    let context = format!(
+        "{:.1}% of samples in JIT code named {function:?} ({n}), {:.1}% of those rooted\n\
+         comments: {:?}\n{}\n{}",
+        100.0 * named,
+        100.0 * rooted,
+        p.comments(),
+        heaviest(p, "samples", 6),
+        run.describe()
+    );
+    eprintln!("{context}");
+    assert!(n >= 100, "{context}");
+    assert!(named >= min_named, "{context}");
+    assert!(rooted >= 0.95, "{context}");
+}
+
+/// Node with `--perf-basic-prof`: the JavaScript function is named, and its stacks go on
+/// through V8's frames (which keep frame pointers) to `main`.
+#[test]
+fn node_jit_frames_are_named_and_complete() {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let dir = TempDir::new("jit-node");
+    let out = dir.join("node.pb.gz");
+    let script = workloads_dir().join("jit_fib.js");
+    let run = record_launched(
+        &out,
+        &["-F", "299"],
+        &["node", "--perf-basic-prof", script.to_str().unwrap(), "3"],
+    );
+    // perf report names 91% of a similar run's samples (the rest is start-up and compiling).
+    check_jit(&decode(&out), "fib", 0.8, &run);
+}
+
+/// Java 17 with `-XX:+PreserveFramePointer`, its map written by `jcmd PID Compiler.perfmap`
+/// once the code is compiled, recorded with `-p`.
+#[test]
+fn java_jit_frames_are_named_and_complete() {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let dir = TempDir::new("jit-java");
+    let javac = Command::new("javac")
+        .arg("-d")
+        .arg(dir.path())
+        .arg(workloads_dir().join("JitSpin.java"))
+        .output()
+        .expect("javac (scripts/setup.sh installs openjdk-17-jdk-headless)");
+    assert!(javac.status.success(), "{javac:?}");
+    let class_path = dir.path().to_str().unwrap().to_string();
+    let mut java = Workload::start(
+        Path::new("java"),
+        &[
+            "-XX:+PreserveFramePointer",
+            "-cp",
+            &class_path,
+            "JitSpin",
+            "8",
+        ],
+    );
+    let pid = java.pid.to_string();
+    let jcmd = Command::new("jcmd")
+        .args([&pid, "Compiler.perfmap"])
+        .output()
+        .expect("jcmd");
+    assert!(jcmd.status.success(), "{jcmd:?}");
+    let out = dir.join("java.pb.gz");
+    let run = record(
+        &["-p", &pid, "--seconds", "3", "-o", out.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    run.assert_success();
+    java.kill();
+    check_jit(&decode(&out), "JitSpin.fib", 0.8, &run);
+}
+
+/// CPython 3.12's `-X perf`: Python functions named by their trampolines, which have no
+/// frame pointer of their own.
+#[test]
+fn python_perf_trampolines_are_named_and_complete() {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let python = ["3.13", "3.12"]
+        .iter()
+        .find_map(|v| {
+            let versions = std::fs::read_dir("/root/.pyenv/versions").ok()?;
+            versions
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{v}.")))
+                })
+                .map(|p| p.join("bin/python3"))
+                .find(|p| p.exists())
+        })
+        .expect("no CPython 3.12 or 3.13 under /root/.pyenv/versions");
+    let dir = TempDir::new("jit-python");
+    let out = dir.join("py.pb.gz");
+    let script = workloads_dir().join("py_fib.py");
+    let run = record_launched(
+        &out,
+        &["-F", "299"],
+        &[
+            python.to_str().unwrap(),
+            "-X",
+            "perf",
+            script.to_str().unwrap(),
+            "3",
+        ],
+    );
+    check_jit(&decode(&out), "py::fib:", 0.9, &run);
+}
