@@ -614,7 +614,7 @@ fn java_jit_frames_are_named_and_complete() {
         .expect("javac (scripts/setup.sh installs openjdk-17-jdk-headless)");
     assert!(javac.status.success(), "{javac:?}");
     let class_path = dir.path().to_str().unwrap().to_string();
-    let mut java = Workload::start(
+    let java = Workload::start(
         Path::new("java"),
         &[
             "-XX:+PreserveFramePointer",
