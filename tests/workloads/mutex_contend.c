@@ -30,11 +30,33 @@
  * The raw futex lock times each FUTEX_WAIT system call itself, and counts them: exactly
  * the waits the kernel sees.
  *
+ * Its clock reads around a call take in more than the system call: the way into and out of
+ * the kernel, whatever a profiler's probes do there (a profiler that times the call from its
+ * entry to its exit does its own work, such as copying the stack, after its exit time), and
+ * any time the thread is preempted or its CPU taken by the host on the way. So the raw
+ * futex lock also asks the kernel, around each call, what the thread did meanwhile: its CPU
+ * time (CLOCK_THREAD_CPUTIME_ID), its time waiting for a CPU (run_delay, the second field
+ * of /proc/thread-self/schedstat) and its context switches (getrusage). The clock's time
+ * less the CPU time is time off CPU: asleep in the futex, or woken and waiting for a CPU
+ * (still inside the call). When the thread was preempted during the call (an involuntary
+ * switch, or a sleep the futex wait does not account for), its wait for a CPU may have been
+ * outside the call, and that call's run_delay is taken off too. What is left
+ * (FUTEX_OFFCPU_NS) is time inside the system calls, whatever the probes cost: a profile
+ * that times the calls from entry to exit must lie between it and FUTEX_NS. (The reads are
+ * taken before the clock reads and after them, so that they cover at least the call. One
+ * thing neither count sees: time the host takes the CPU from a running thread, which the
+ * kernel leaves out of its CPU time; on the way into or out of a call it would count as
+ * inside. It is small beside the CPU time the calls themselves take, which FUTEX_OFFCPU_NS
+ * leaves out.)
+ *
  * Build: clang -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -pthread
  * Usage: mutex_contend SECONDS GROUPS [LOGFILE]
  *   GROUPS is a comma-separated list of the groups above. Prints "ready <pid>" once every
  *   thread exists and is named, runs for SECONDS, stops and joins the threads, prints the
  *   report (see print_report) and "done", and exits 0.
+ *   With MIN_FUTEX_WAITS=N in the environment and the futex group, it runs on after SECONDS
+ *   until that group has made N FUTEX_WAIT calls, up to 10 times SECONDS in all: how many
+ *   it makes in a second depends on how fast the machine is and how busy.
  *   With LOGFILE, the main thread also notes every 20 ms the CLOCK_REALTIME time and each
  *   group's running totals, and writes them to LOGFILE at the end, one line per note:
  *     "tick T_NS GROUP WAIT_NS WAITS"   (one line per running group)
@@ -42,6 +64,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -49,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,6 +113,12 @@ struct thread_stats {
     /* Raw futex only: FUTEX_WAIT system calls made, and the time spent in them. */
     _Atomic long long futex_calls;
     _Atomic long long futex_ns;
+    /* The part of futex_ns the kernel says was inside the calls (see the top): off CPU. */
+    _Atomic long long futex_offcpu_ns;
+    /* Set when the kernel could not say (no run delay). */
+    _Atomic int offcpu_unknown;
+    /* /proc/thread-self/schedstat, opened by the thread itself; -1 when it cannot be. */
+    int schedstat_fd;
 };
 
 static struct thread_stats stats[MAX_THREADS];
@@ -135,6 +165,81 @@ static long long real_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* What the kernel says a thread did, up to now. */
+struct kernel_times {
+    long long cpu_ns;
+    long long run_delay_ns;
+    long voluntary, involuntary;
+};
+
+static long long thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The thread's time waiting for a CPU (schedstat's run_delay), or -1 if unknown. */
+static long long run_delay_ns(struct thread_stats *me)
+{
+    char buf[96];
+    long long on_cpu, waiting;
+    if (me->schedstat_fd == 0)
+        me->schedstat_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (me->schedstat_fd < 0)
+        return -1;
+    ssize_t n = pread(me->schedstat_fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    if (sscanf(buf, "%lld %lld", &on_cpu, &waiting) != 2)
+        return -1;
+    return waiting;
+}
+
+static void switches(long *voluntary, long *involuntary)
+{
+    struct rusage u;
+    getrusage(RUSAGE_THREAD, &u);
+    *voluntary = u.ru_nvcsw;
+    *involuntary = u.ru_nivcsw;
+}
+
+/* Read before a call: the switches, the run delay, then the CPU time, just before the
+ * clock read. */
+static void kernel_times_before(struct thread_stats *me, struct kernel_times *k)
+{
+    switches(&k->voluntary, &k->involuntary);
+    k->run_delay_ns = run_delay_ns(me);
+    k->cpu_ns = thread_cpu_ns();
+}
+
+/* Read after a call, in the opposite order, so that both cover at least the call. */
+static void kernel_times_after(struct thread_stats *me, struct kernel_times *k)
+{
+    k->cpu_ns = thread_cpu_ns();
+    k->run_delay_ns = run_delay_ns(me);
+    switches(&k->voluntary, &k->involuntary);
+}
+
+/*
+ * The time of a call (clock_ns, from the clock reads around it) that the kernel says was
+ * inside it, between the readings a (before) and b (after): the clock's time less the CPU
+ * time, and less the time waiting for a CPU unless the thread's only switch was the
+ * futex's own sleep (woken = it returned 0), after which that wait is inside the call.
+ * It can be below 0: the readings cover more than the call. The run delay must be known.
+ */
+static long long inside_call_ns(long long clock_ns, const struct kernel_times *a,
+                                const struct kernel_times *b, int woken)
+{
+    long long ns = clock_ns - (b->cpu_ns - a->cpu_ns);
+    int preempted = b->involuntary != a->involuntary ||
+                    b->voluntary - a->voluntary > (woken ? 1 : 0);
+    if (preempted)
+        ns -= b->run_delay_ns - a->run_delay_ns;
+    return ns;
 }
 
 static inline __attribute__((always_inline)) void spin(int n)
@@ -208,14 +313,24 @@ static inline __attribute__((always_inline)) void raw_futex_lock(struct thread_s
     if (atomic_compare_exchange_strong(&the_futex, &c, 1))
         return;
     long long t0 = mono_ns();
+    /* The readings after one call are those before the next. */
+    struct kernel_times k[2];
+    int i = 0;
+    kernel_times_before(me, &k[0]);
     if (c != 2)
         c = atomic_exchange(&the_futex, 2);
     while (c != 0) {
         long long s0 = mono_ns();
-        syscall(SYS_futex, &the_futex, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+        long ret = syscall(SYS_futex, &the_futex, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
         long long s1 = mono_ns();
+        kernel_times_after(me, &k[!i]);
         add(&me->futex_calls, 1);
         add(&me->futex_ns, s1 - s0);
+        if (k[i].run_delay_ns < 0 || k[!i].run_delay_ns < 0)
+            atomic_store(&me->offcpu_unknown, 1);
+        else
+            add(&me->futex_offcpu_ns, inside_call_ns(s1 - s0, &k[i], &k[!i], ret == 0));
+        i = !i;
         c = atomic_exchange(&the_futex, 2);
     }
     add(&me->wait_ns, mono_ns() - t0);
@@ -411,31 +526,50 @@ static void take_tick(void)
 }
 
 /*
- * The report, one line per thread, then per group, then "done":
- *   thread NAME TID GROUP FUNC ROUNDS CONTENDED WAIT_NS FUTEX_CALLS FUTEX_NS
- *   group GROUP ROUNDS CONTENDED WAIT_NS FUTEX_CALLS FUTEX_NS
+ * The report: how long the threads ran, one line per thread, then per group, then "done":
+ *   ran RAN_NS
+ *   thread NAME TID GROUP FUNC ROUNDS CONTENDED WAIT_NS FUTEX_CALLS FUTEX_NS FUTEX_OFFCPU_NS
+ *   group GROUP ROUNDS CONTENDED WAIT_NS FUTEX_CALLS FUTEX_NS FUTEX_OFFCPU_NS
+ * RAN_NS is the time from "ready" until the threads were told to stop; FUTEX_OFFCPU_NS is
+ * -1 (for a group, when it is for any of its threads) when the kernel could not say.
  */
-static void print_report(const int *enabled)
+static void print_report(const int *enabled, long long ran_ns)
 {
-    long long sums[G_COUNT][5];
+    long long sums[G_COUNT][6];
     memset(sums, 0, sizeof sums);
+    printf("ran %lld\n", ran_ns);
     for (int i = 0; i < n_threads; i++) {
         struct thread_stats *s = &stats[i];
-        long long v[5] = {atomic_load(&s->rounds), atomic_load(&s->contended),
-                          atomic_load(&s->wait_ns), atomic_load(&s->futex_calls),
-                          atomic_load(&s->futex_ns)};
-        printf("thread %s %d %s %s %lld %lld %lld %lld %lld\n", s->name, atomic_load(&s->tid),
-               group_names[s->group], s->func, v[0], v[1], v[2], v[3], v[4]);
-        for (int k = 0; k < 5; k++)
-            sums[s->group][k] += v[k];
+        long long v[6] = {atomic_load(&s->rounds),      atomic_load(&s->contended),
+                          atomic_load(&s->wait_ns),     atomic_load(&s->futex_calls),
+                          atomic_load(&s->futex_ns),
+                          atomic_load(&s->offcpu_unknown) ? -1 : atomic_load(&s->futex_offcpu_ns)};
+        printf("thread %s %d %s %s %lld %lld %lld %lld %lld %lld\n", s->name,
+               atomic_load(&s->tid), group_names[s->group], s->func, v[0], v[1], v[2], v[3],
+               v[4], v[5]);
+        for (int k = 0; k < 6; k++) {
+            if (k == 5 && (v[k] < 0 || sums[s->group][k] < 0))
+                sums[s->group][k] = -1;
+            else
+                sums[s->group][k] += v[k];
+        }
     }
     for (int g = 0; g < G_COUNT; g++) {
         if (enabled[g])
-            printf("group %s %lld %lld %lld %lld %lld\n", group_names[g], sums[g][0],
-                   sums[g][1], sums[g][2], sums[g][3], sums[g][4]);
+            printf("group %s %lld %lld %lld %lld %lld %lld\n", group_names[g], sums[g][0],
+                   sums[g][1], sums[g][2], sums[g][3], sums[g][4], sums[g][5]);
     }
     printf("done\n");
     fflush(stdout);
+}
+
+/* FUTEX_WAIT calls made so far by all threads. */
+static long long futex_calls_so_far(void)
+{
+    long long n = 0;
+    for (int i = 0; i < n_threads; i++)
+        n += atomic_load_explicit(&stats[i].futex_calls, memory_order_relaxed);
+    return n;
 }
 
 int main(int argc, char **argv)
@@ -464,6 +598,9 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+
+    const char *min_waits_env = getenv("MIN_FUTEX_WAITS");
+    long long min_futex_waits = min_waits_env && enabled[G_FUTEX] ? atoll(min_waits_env) : 0;
 
     pthread_rwlockattr_t rwattr;
     pthread_rwlockattr_init(&rwattr);
@@ -494,10 +631,15 @@ int main(int argc, char **argv)
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
 
-    long long end = mono_ns() + (long long)(seconds * 1e9);
+    long long start = mono_ns();
+    long long end = start + (long long)(seconds * 1e9);
+    long long last_end = start + (long long)(10 * seconds * 1e9);
     take_tick();
     for (;;) {
-        long long left = end - mono_ns();
+        long long now = mono_ns();
+        if (now >= end && now < last_end && futex_calls_so_far() < min_futex_waits)
+            end = now + TICK_NS;
+        long long left = end - now;
         if (left <= 0)
             break;
         long long nap = left < TICK_NS ? left : TICK_NS;
@@ -506,6 +648,7 @@ int main(int argc, char **argv)
         if (log_path)
             take_tick();
     }
+    long long ran_ns = mono_ns() - start;
     atomic_store(&running, 0);
     sem_post(&the_semaphore);
     for (int i = 0; i < 2; i++) {
@@ -532,7 +675,7 @@ int main(int argc, char **argv)
         }
         fclose(f);
     }
-    print_report(enabled);
+    print_report(enabled, ran_ns);
     free(groups);
     return 0;
 }
