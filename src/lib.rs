@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod assemble;
 pub mod bpf;
 pub mod collect;
+pub mod gopclntab;
 pub mod kernel_symbols;
 pub mod kernel_text;
 pub mod kind;

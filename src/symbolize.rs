@@ -1,15 +1,20 @@
 //! Symbolization with one long-lived blazesym `Symbolizer`: user frames from the mapped
-//! files (ELF symbols, DWARF lines and inlined frames, debug links), kernel frames from
+//! files (ELF symbols, DWARF lines and inlined frames, debug links; Go code from its
+//! pclntab, which stripped Go binaries keep), kernel frames from
 //! the kernel itself, or kallsyms. Names are demangled here so both the raw and the
 //! readable name are kept.
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use blazesym::symbolize::source::{Elf, Kernel, Source};
 use blazesym::symbolize::{CodeInfo, Input, Symbolized};
 use blazesym::MaybeDefault;
 
+use crate::gopclntab::GoTable;
 use crate::kernel_symbols::KernelName;
 use crate::pprof::FrameInfo;
+use crate::unwind::image::MappedImage;
 
 /// What one address resolved to: its frames, innermost inlined callee first. Empty when
 /// the address could not be resolved.
@@ -17,6 +22,53 @@ pub type Frames = Vec<FrameInfo>;
 
 pub struct Symbolizer {
     inner: blazesym::symbolize::Symbolizer,
+    /// Go code tables by file, read once; `None` for files that are not Go.
+    go: Mutex<HashMap<PathBuf, Option<Arc<GoCode>>>>,
+}
+
+/// A Go binary's pclntab and the segments that turn file offsets into its addresses.
+struct GoCode {
+    table: GoTable,
+    /// (file offset, file size, virtual address) of each segment.
+    segments: Vec<(u64, u64, u64)>,
+}
+
+impl GoCode {
+    fn read(file: &Path) -> Option<Self> {
+        let image = MappedImage::open(file)?;
+        let table = GoTable::from_elf(image.bytes()).ok()??;
+        let elf = object::File::parse(image.bytes()).ok()?;
+        Some(Self {
+            table,
+            segments: crate::unwind::replay::segments(&elf),
+        })
+    }
+
+    /// The frames at a file offset, if Go code lies there.
+    fn frames_at(&self, offset: u64) -> Option<Frames> {
+        let &(seg_off, _, vaddr) = self
+            .segments
+            .iter()
+            .find(|&&(off, size, _)| off <= offset && offset < off.saturating_add(size))?;
+        let pc = vaddr.checked_add(offset - seg_off)?;
+        let (start, end) = self.table.text_range();
+        if !(start..end).contains(&pc) {
+            return None;
+        }
+        let frames: Frames = self
+            .table
+            .frames(pc)
+            .into_iter()
+            .map(|f| FrameInfo {
+                name: f.name,
+                system_name: String::new(),
+                file: f.file,
+                line: f.line,
+                start_line: 0,
+            })
+            .collect();
+        (!frames.is_empty()).then_some(frames)
+    }
 }
 
 impl Default for Symbolizer {
@@ -33,13 +85,44 @@ impl Symbolizer {
             // We demangle ourselves, to keep the raw name as pprof's system_name.
             .enable_demangling(false)
             .build();
-        Self { inner }
+        Self {
+            inner,
+            go: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// Resolves file offsets within an ELF file.
+    /// Resolves file offsets within an ELF file. Go code is named from its pclntab, as
+    /// Go's own tracebacks name it (inlined calls too), which stripped binaries keep.
     pub fn user(&self, file: &Path, offsets: &[u64]) -> Vec<Frames> {
-        let src = Source::from(Elf::new(file));
-        self.resolve(&src, Input::FileOffset(offsets), offsets.len())
+        let go = self.go_code(file);
+        let from_go: Vec<Option<Frames>> = offsets
+            .iter()
+            .map(|&off| go.as_ref().and_then(|g| g.frames_at(off)))
+            .collect();
+        let rest: Vec<u64> = offsets
+            .iter()
+            .zip(&from_go)
+            .filter(|(_, f)| f.is_none())
+            .map(|(&off, _)| off)
+            .collect();
+        let mut resolved = if rest.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            let src = Source::from(Elf::new(file));
+            self.resolve(&src, Input::FileOffset(&rest), rest.len())
+                .into_iter()
+        };
+        from_go
+            .into_iter()
+            .map(|f| f.unwrap_or_else(|| resolved.next().unwrap_or_default()))
+            .collect()
+    }
+
+    fn go_code(&self, file: &Path) -> Option<Arc<GoCode>> {
+        let mut go = self.go.lock().unwrap_or_else(|e| e.into_inner());
+        go.entry(file.to_path_buf())
+            .or_insert_with(|| GoCode::read(file).map(Arc::new))
+            .clone()
     }
 
     /// Resolves kernel addresses: by the kernel itself where the kernel-symbol program

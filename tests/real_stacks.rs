@@ -588,11 +588,13 @@ fn node_jit_frames_are_named_and_complete() {
     let dir = TempDir::new("jit-node");
     let out = dir.join("node.pb.gz");
     let script = workloads_dir().join("jit_fib.js");
-    let run = record_launched(
-        &out,
-        &["-F", "299"],
-        &["node", "--perf-basic-prof", script.to_str().unwrap(), "3"],
+    // With --perf-basic-prof V8 also writes a log into its working directory.
+    let command = format!(
+        "cd {} && exec node --perf-basic-prof {} 3",
+        dir.path().display(),
+        script.display()
     );
+    let run = record_launched(&out, &["-F", "299"], &["sh", "-c", &command]);
     // perf report names 91% of a similar run's samples (the rest is start-up and compiling).
     check_jit(&decode(&out), "fib", 0.8, &run);
 }

@@ -1,5 +1,7 @@
 //! Ground truth from Go: a Go program writes its own runtime/pprof CPU profile while
-//! rprof-bpf records it over the same run; the per-function shares must agree.
+//! rprof-bpf records it over the same run; the per-function shares must agree. Go code has
+//! no `.eh_frame`: it is unwound and named from its pclntab, so a frameless leaf keeps its
+//! caller, and a stripped binary keeps its names.
 
 mod common;
 
@@ -110,4 +112,83 @@ fn go_program_shares_match_its_own_pprof() {
     {
         assert_eq!(s.str("comm"), Some("gocpu"), "comm label: {s:?}");
     }
+}
+
+/// Shares of main.viaA among the samples in main.viaA or main.viaB (which both spend their
+/// time in the frameless leaf main.spin), and the number of samples.
+fn via_a_share(p: &Decoded) -> (f64, i64) {
+    const VIA: [&str; 2] = ["main.viaA", "main.viaB"];
+    let share = p.share_within(
+        "samples",
+        |s| VIA.iter().any(|f| s.contains(f)),
+        |s| s.contains(VIA[0]),
+    );
+    (
+        share,
+        p.total_where("samples", |s| VIA.iter().any(|f| s.contains(f))),
+    )
+}
+
+/// gocpu in leaf mode, built with `flags`: the callers of the shared frameless leaf get the
+/// shares Go's own profile gives them, within 5 points, and the stacks reach goexit.
+fn go_leaf_callers(tag: &str, flags: &[&str]) {
+    if !require_bpf() {
+        return;
+    }
+    let _cpu = exclusive_cpu();
+    let dir = TempDir::new(tag);
+    let bin = build_go_with("gocpu", dir.path(), tag, flags);
+    let ours_path = dir.join("ours.pb.gz");
+    let go_path = dir.join("go.pprof");
+    let run = record(
+        &[
+            "-F",
+            "249",
+            "-o",
+            ours_path.to_str().unwrap(),
+            "--",
+            bin.to_str().unwrap(),
+            go_path.to_str().unwrap(),
+            "5",
+            "250",
+            "leaf",
+        ],
+        Duration::from_secs(60),
+    );
+    run.assert_success();
+    let ours = decode(&ours_path);
+    let go = decode(&go_path);
+    let (ours_share, ours_n) = via_a_share(&ours);
+    let (go_share, go_n) = via_a_share(&go);
+    let spin = |s: &StackSample| s.leaf() == Some("main.spin");
+    let rooted = ours.share_within("samples", spin, |s| {
+        s.user_frames()
+            .last()
+            .is_some_and(|f| f.name == "runtime.goexit")
+    });
+    let context = format!(
+        "{tag}: main.viaA's share among viaA+viaB: ours {:.1}% over {ours_n} samples, Go's \
+         {:.1}% over {go_n}; main.spin's samples reaching runtime.goexit {:.1}%\n{}\n{}",
+        100.0 * ours_share,
+        100.0 * go_share,
+        100.0 * rooted,
+        ours.report(),
+        run.describe()
+    );
+    eprintln!("{}", context.lines().next().unwrap_or(""));
+    // Go's own profile shows the designed 70/30 split (sanity of the ground truth).
+    assert!((go_share - 0.7).abs() <= 0.1, "{context}");
+    assert!(ours_n as f64 >= 0.5 * go_n as f64, "{context}");
+    assert!((ours_share - go_share).abs() <= 0.05, "{context}");
+    assert!(rooted >= 0.98, "{context}");
+}
+
+#[test]
+fn go_leaf_callers_match_its_own_pprof() {
+    go_leaf_callers("goleaf", &[]);
+}
+
+#[test]
+fn stripped_go_leaf_callers_match_its_own_pprof() {
+    go_leaf_callers("goleaf-stripped", &["-ldflags=-s -w"]);
 }

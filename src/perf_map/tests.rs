@@ -357,8 +357,10 @@ fn node_perf_basic_prof() {
     let script = "function rprofPerfMapProbe(n) { return n < 2 ? n : rprofPerfMapProbe(n - 1) + rprofPerfMapProbe(n - 2); }\n\
                   const end = Date.now() + 1500; let s = 0;\n\
                   while (Date.now() < end) s += rprofPerfMapProbe(18);";
+    // V8 also writes a log into its working directory with --perf-basic-prof.
     let child = Command::new(node)
         .args(["--perf-basic-prof", "-e", script])
+        .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn node");

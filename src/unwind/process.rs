@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::go;
 use super::image::MappedImage;
 use super::indexed::FdeIndex;
 use super::replay::{self, Code, CodeMap, Regs, StackMemory, Unwound};
 use super::table::{Arch, UnwindRow, UnwindTable};
+use crate::gopclntab::GoTable;
 use crate::procs::{ExecMapping, MappedFile, ProcessInfo};
 
 /// A file's unwind rows: a whole table, or an index read function by function.
@@ -27,6 +29,8 @@ enum Rows {
 /// A file's rows and its loadable segments, which give each mapping's bias.
 struct FileUnwind {
     rows: Rows,
+    /// A Go binary's pclntab, for its Go code (which no CFI covers), with the file's arch.
+    go: Option<(Box<GoTable>, Arch)>,
     /// (file offset, file size, virtual address) of each segment.
     segments: Vec<(u64, u64, u64)>,
     /// The file as processes map it, its size, and the time it took to open or build.
@@ -41,13 +45,29 @@ impl FileUnwind {
         let began = Instant::now();
         let image = MappedImage::open(path)?;
         let file_bytes = image.bytes().len() as u64;
-        let segments = replay::segments(&object::File::parse(image.bytes()).ok()?);
+        let elf = object::File::parse(image.bytes()).ok()?;
+        let segments = replay::segments(&elf);
+        let arch = Arch::of(&elf).ok()?;
+        // A damaged pclntab is as good as none: its code falls back to frame pointers.
+        let go = GoTable::from_elf(image.bytes())
+            .ok()
+            .flatten()
+            .map(|table| (Box::new(table), arch));
         let rows = match FdeIndex::open(image) {
             Ok(index) => Rows::Indexed(Box::new(index)),
-            Err(image) => Rows::Whole(UnwindTable::from_elf(image.bytes()).ok()?),
+            Err(image) => match UnwindTable::from_elf(image.bytes()) {
+                Ok(table) => Rows::Whole(table),
+                // Go binaries without cgo have no CFI at all.
+                Err(_) if go.is_some() => Rows::Whole(UnwindTable {
+                    arch,
+                    rows: Vec::new(),
+                }),
+                Err(_) => return None,
+            },
         };
         Some(Self {
             rows,
+            go,
             segments,
             name,
             file_bytes,
@@ -56,10 +76,14 @@ impl FileUnwind {
     }
 
     fn lookup(&mut self, vaddr: u64) -> Option<UnwindRow> {
-        match &mut self.rows {
+        let cfi = match &mut self.rows {
             Rows::Whole(table) => table.lookup(vaddr).copied(),
             Rows::Indexed(index) => index.lookup(vaddr),
-        }
+        };
+        cfi.or_else(|| {
+            let (table, arch) = self.go.as_ref()?;
+            go::row(table, *arch, vaddr)
+        })
     }
 
     /// Memory the rows hold.
@@ -69,6 +93,7 @@ impl FileUnwind {
             Rows::Indexed(index) => index.bytes(),
         };
         rows + self.segments.len() * std::mem::size_of::<(u64, u64, u64)>()
+            + self.go.as_ref().map_or(0, |(table, _)| table.bytes())
     }
 
     /// Functions read (indexed files only).

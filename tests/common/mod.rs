@@ -161,10 +161,16 @@ pub fn build_c_with(source: &str, dir: &Path, out_name: &str, extra: &[&str]) ->
 /// GOCACHE, GOPATH and HOME get temp-dir defaults when they are unset, so that this also
 /// works for root under CI with no home directory.
 pub fn build_go(module_dir: &str, dir: &Path) -> PathBuf {
+    build_go_with(module_dir, dir, module_dir, &[])
+}
+
+/// [`build_go`] into `dir/<out_name>`, with extra `go build` flags (e.g. `-ldflags=-s -w`).
+pub fn build_go_with(module_dir: &str, dir: &Path, out_name: &str, flags: &[&str]) -> PathBuf {
     let src = workloads_dir().join(module_dir);
-    let out = dir.join(module_dir);
+    let out = dir.join(out_name);
     let mut cmd = Command::new("go");
     cmd.arg("build")
+        .args(flags)
         .arg("-o")
         .arg(&out)
         .arg(".")

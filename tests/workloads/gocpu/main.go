@@ -2,7 +2,11 @@
 // on two busy goroutines, while writing its own runtime/pprof CPU profile. Tests compare that
 // profile, the ground truth, with the one rprof-bpf records over the same run.
 //
-// Usage: gocpu PROFILE_PATH SECONDS [HZ]
+// With LEAF given as "leaf", the workers call viaA (~70%) and viaB (~30%) instead, which
+// both spend their time in one frameless leaf, spin: a profiler must unwind that leaf to
+// tell them apart.
+//
+// Usage: gocpu PROFILE_PATH SECONDS [HZ [leaf]]
 package main
 
 import (
@@ -36,6 +40,30 @@ func hotB(x uint64) uint64 {
 	return x
 }
 
+// spin is a frameless leaf (no locals, no calls: Go gives it no frame and pushes no frame
+// pointer) shared by viaA and viaB, so only its caller tells their samples apart.
+//
+//go:noinline
+func spin(x uint64) uint64 {
+	for i := 0; i < 20000; i++ {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	return x
+}
+
+//go:noinline
+func viaA(x uint64) uint64 {
+	return spin(x) + 1
+}
+
+//go:noinline
+func viaB(x uint64) uint64 {
+	return spin(x) + 2
+}
+
+// leafMode makes the workers call viaA and viaB instead of hotA and hotB.
+var leafMode bool
+
 // worker picks hotA with probability 0.7 from a private xorshift generator, so that the
 // pattern is random rather than periodic and cannot alias with either profiler's clock.
 //
@@ -49,9 +77,14 @@ func worker(seed uint64, deadline time.Time, wg *sync.WaitGroup) {
 			r ^= r << 13
 			r ^= r >> 7
 			r ^= r << 17
-			if r%10 < 7 {
+			switch {
+			case leafMode && r%10 < 7:
+				x = viaA(x)
+			case leafMode:
+				x = viaB(x)
+			case r%10 < 7:
 				x = hotA(x)
-			} else {
+			default:
 				x = hotB(x)
 			}
 		}
@@ -61,7 +94,7 @@ func worker(seed uint64, deadline time.Time, wg *sync.WaitGroup) {
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: gocpu PROFILE_PATH SECONDS [HZ]")
+		fmt.Fprintln(os.Stderr, "usage: gocpu PROFILE_PATH SECONDS [HZ [leaf]]")
 		os.Exit(2)
 	}
 	seconds, err := strconv.ParseFloat(os.Args[2], 64)
@@ -76,6 +109,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
+	leafMode = len(os.Args) > 4 && os.Args[4] == "leaf"
 	f, err := os.Create(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
