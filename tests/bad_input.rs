@@ -560,3 +560,98 @@ fn bad_block_rate() {
         assert_argument_error(&run, value, &[&out, &kind_path(&out, "off-cpu")]);
     }
 }
+
+/// Records `tiny_jit MODE` (a made-up JIT runtime with a perf map) with `-p` for 2 s, while
+/// it lives, and returns the profile, the share of samples named `name`, and the run.
+fn record_tiny_jit(mode: &str, name: &str) -> (Decoded, f64, RunOutput) {
+    let dir = TempDir::new(&format!("jit-{mode}"));
+    let bin = build_c_exact("gcc", "tiny_jit.c", dir.path(), "tiny_jit", &["-O2", "-g"]);
+    let w = Workload::start(&bin, &[mode, "5"]);
+    let out = dir.join("jit.pb.gz");
+    let pid = w.pid.to_string();
+    let run = record(
+        &["-p", &pid, "--seconds", "2", "-o", out.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    w.kill();
+    run.assert_success();
+    let p = decode(&out);
+    let named = p.share_within("samples", |s| s.contains("call_jit"), |s| s.contains(name));
+    (p, named, run)
+}
+
+/// The line of the profile's comments about perf maps.
+fn perf_map_comment(p: &Decoded) -> String {
+    p.comments()
+        .into_iter()
+        .find(|c| c.starts_with("perf maps"))
+        .unwrap_or_default()
+}
+
+/// Malformed lines of a perf map are skipped and counted, and the good line still names the
+/// code; a 100 MB map loads as well.
+#[test]
+fn malformed_and_huge_perf_maps_are_read() {
+    if !require_bpf() {
+        return;
+    }
+    for mode in ["good", "big"] {
+        let (p, named, run) = record_tiny_jit(mode, "jit_spin");
+        let comment = perf_map_comment(&p);
+        let context = format!(
+            "{mode}: {:.1}% named; {comment}\n{}",
+            100.0 * named,
+            run.describe()
+        );
+        assert!(named >= 0.95, "{context}");
+        assert!(comment.contains("malformed_lines=5 "), "{context}");
+        assert!(
+            run.stderr.contains(
+                "warning: perf maps of JIT code partly ignored: perf_map_malformed_lines=5"
+            ),
+            "{context}"
+        );
+        if mode == "big" {
+            assert!(comment.contains("entries=1250001 "), "{context}");
+        }
+    }
+}
+
+/// A map owned by neither the process's user nor root is ignored and counted: its code
+/// stays unnamed rather than named by whoever planted the file.
+#[test]
+fn perf_map_of_another_owner_is_ignored() {
+    if !require_bpf() {
+        return;
+    }
+    let (p, named, run) = record_tiny_jit("owner", "jit_spin");
+    let comment = perf_map_comment(&p);
+    let context = format!("{:.1}% named; {comment}\n{}", 100.0 * named, run.describe());
+    assert_eq!(named, 0.0, "{context}");
+    assert!(comment.contains("wrong_owner=1 "), "{context}");
+    assert!(run.stderr.contains("perf_map_wrong_owner=1"), "{context}");
+    // The stacks still go through the JIT code to main.
+    let through = p.share_within(
+        "samples",
+        |s| s.contains("call_jit"),
+        |s| s.contains("main"),
+    );
+    assert!(through >= 0.95, "{context}");
+}
+
+/// A map replaced while recording is read again whole, and its newest names win.
+#[test]
+fn perf_map_rewritten_while_recording_is_read_again() {
+    if !require_bpf() {
+        return;
+    }
+    let (p, named, run) = record_tiny_jit("rewrite", "jit_spin_v2");
+    let comment = perf_map_comment(&p);
+    let context = format!(
+        "{:.1}% named v2; {comment}\n{}",
+        100.0 * named,
+        run.describe()
+    );
+    assert!(named >= 0.95, "{context}");
+    assert!(comment.contains("reloads=1 "), "{context}");
+}
