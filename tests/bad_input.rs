@@ -639,7 +639,10 @@ fn perf_map_of_another_owner_is_ignored() {
     assert!(through >= 0.95, "{context}");
 }
 
-/// A map replaced while recording is read again whole, and its newest names win.
+/// A map replaced while recording (a second after the runtime is ready, so normally after
+/// its first read) is read again whole, and its newest names win: no sample keeps the old
+/// name. (Whether the first read came before the rewrite depends on how fast recording
+/// starts; the reading rules themselves are unit-tested in `perf_map`.)
 #[test]
 fn perf_map_rewritten_while_recording_is_read_again() {
     if !require_bpf() {
@@ -653,5 +656,6 @@ fn perf_map_rewritten_while_recording_is_read_again() {
         run.describe()
     );
     assert!(named >= 0.95, "{context}");
-    assert!(comment.contains("reloads=1 "), "{context}");
+    let old_name = p.total_where("samples", |s| s.contains("jit_spin"));
+    assert_eq!(old_name, 0, "{context}");
 }
