@@ -19,11 +19,12 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   bpftool                                                inspecting BPF programs and BTF
 #   util-linux procps time                                 setpriv, runuser, ps/pgrep, GNU time
 #   g++                                                    the C++ test workloads
+#   tmux                                                   a real terminal for the progress test
 #   postgresql nodejs openjdk-17-jdk-headless              real programs for the stack tests
 #                                                          (pgbench under PostgreSQL; V8's and
 #                                                          the JVM's JIT code and perf maps)
 PACKAGES=(
-    clang llvm libelf-dev zlib1g-dev pkg-config make gcc g++
+    clang llvm libelf-dev zlib1g-dev pkg-config make gcc g++ tmux
     postgresql nodejs openjdk-17-jdk-headless
     libc6-dbg
     linux-perf

@@ -273,6 +273,57 @@ fn c_threads_and_processes_name_their_creator() {
     );
 }
 
+/// Attached with -p to a process that keeps creating: every creation recorded, whichever way
+/// it was made, names its creator and reaches main.
+#[test]
+fn attached_creations_name_their_creator() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("creators-attached");
+    let bin = build_c_exact("gcc", "creators.c", dir.path(), "creators", DISTRO_FLAGS);
+    let w = Workload::start(&bin, &["1", "6"]);
+    let out = dir.join("attached.pb.gz");
+    let pid = w.pid.to_string();
+    let run = record(
+        &[
+            "--type",
+            "threadcreate",
+            "-p",
+            &pid,
+            "--seconds",
+            "2",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        Duration::from_secs(60),
+    );
+    w.kill();
+    run.assert_success();
+    let p = decode(&out);
+    let creators = [
+        "via_pthread_create",
+        "via_fork",
+        "via_posix_spawn",
+        "via_system",
+        "via_vfork",
+    ];
+    let found = creations(&p, &creators);
+    let context = format!(
+        "(function, creations, complete to main): {found:?}\n{}\n{}",
+        heaviest(&p, "threadcreate", 10),
+        run.describe()
+    );
+    eprintln!("{context}");
+    // A round every 100 ms for 2 s, one of each way: about 20 of each.
+    for (creator, total, complete) in &found {
+        assert!(*total >= 5, "{creator}: {context}");
+        assert_eq!(total, complete, "{creator}: {context}");
+    }
+    let by_creators: i64 = found.iter().map(|(_, total, _)| total).sum();
+    assert_eq!(p.total("threadcreate"), by_creators, "{context}");
+}
+
 #[test]
 fn cpp_std_thread_names_its_creator() {
     if !require_bpf() {

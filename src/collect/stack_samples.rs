@@ -27,6 +27,10 @@ const MAX_FRAMES: usize = 127;
 /// seldom enough that a program with a corrupt stack costs little.
 const REREAD_EVERY: Duration = Duration::from_millis(200);
 
+/// The longest a process whose stacks stay bad after reading its maps again waits before
+/// they are read again for it (the wait doubles from [`REREAD_EVERY`]).
+const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+
 /// Bytes before the stack copy in a `stack_sample`.
 const HEADER: usize = std::mem::offset_of!(stack_sample, stack);
 
@@ -71,6 +75,8 @@ pub struct StackSamples {
     by_id: HashMap<u64, Vec<u64>>,
     /// When each process's maps were last read again for a sample outside them.
     reread: HashMap<u32, Instant>,
+    /// How long each process waits between such reads, when longer than [`REREAD_EVERY`].
+    backoff: HashMap<u32, Duration>,
     /// The recording stopped: the next poll is the last, and waits for every table.
     stopped: bool,
     /// Samples by how their stacks ended.
@@ -105,6 +111,7 @@ impl StackSamples {
             totals: HashMap::new(),
             by_id: HashMap::new(),
             reread: HashMap::new(),
+            backoff: HashMap::new(),
             stopped: false,
             ends: StackEnds::default(),
         })
@@ -199,12 +206,20 @@ impl StackSamples {
         let Some(mut unwound) = unwind(&mut self.unwinder, procs) else {
             return false;
         };
-        // A return address in code mapped since the maps were read: read them, try again.
+        // A return address in code mapped since the maps were read (a JIT's new code, which
+        // CPython's trampolines are too): read them, try again. A stack that stays bad is
+        // corrupt, and the process waits longer before its maps are read for it again.
         if unwound.end == StackEnd::BadReturnAddress && self.reread_maps(procs, s.pid) {
             match unwind(&mut self.unwinder, procs) {
                 Some(again) => unwound = again,
                 None => return false,
             }
+            let backoff = self.backoff.entry(s.pid).or_insert(REREAD_EVERY);
+            *backoff = if unwound.end == StackEnd::BadReturnAddress {
+                (*backoff * 2).min(REREAD_AT_MOST_EVERY)
+            } else {
+                REREAD_EVERY
+            };
         }
         let Unwound { mut frames, end } = unwound;
         // A kept allocation counts once; other samples as many times as they were summed.
@@ -230,10 +245,8 @@ impl StackSamples {
 
     /// Reads the maps of `pid` again, unless they were read again lately; whether it did.
     fn reread_maps(&mut self, procs: &mut ProcessTable, pid: u32) -> bool {
-        let due = self
-            .reread
-            .get(&pid)
-            .is_none_or(|t| t.elapsed() >= REREAD_EVERY);
+        let every = self.backoff.get(&pid).copied().unwrap_or(REREAD_EVERY);
+        let due = self.reread.get(&pid).is_none_or(|t| t.elapsed() >= every);
         if due {
             self.reread.insert(pid, Instant::now());
             let _ = procs.snapshot(pid, false);

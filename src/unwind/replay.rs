@@ -8,7 +8,9 @@
 //! - the innermost frame in code no FDE covers (glibc's `clone3` and `clone` end their FDE
 //!   before the `syscall`) takes its return address from the top of the stack (x86-64) or the
 //!   link register (arm64), when that address follows a call instruction;
-//! - anything else takes one frame-pointer step (JIT code keeps frame pointers).
+//! - anything else takes one frame-pointer step (JIT code keeps frame pointers); in JIT code
+//!   where that fails, the return address is searched for a few words above the stack
+//!   pointer (a stub with no frame of its own, as CPython's perf trampolines).
 //!
 //! Frames come out innermost first, callers as return addresses, as the kernel reports them,
 //! so that looking up `frame - 1` finds the call. A frame whose address is exact instead (the

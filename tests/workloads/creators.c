@@ -8,6 +8,8 @@
 //   via_vfork           vfork() + _exit, N times
 // Usage: creators N. Built the distribution way (-O2, no frame-pointer flags). Waits 300 ms
 // first, so every creation falls inside the recording, then prints "done".
+// Usage: creators N SECONDS: prints "ready PID", then makes N of each every 100 ms for
+// SECONDS, for a recording that attaches with -p.
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <spawn.h>
@@ -56,14 +58,27 @@ __attribute__((noinline)) void via_vfork(int n) {
     }
 }
 
-int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 4;
-    usleep(300 * 1000);
+static void each_way(int n) {
     via_pthread_create(n);
     via_fork(n);
     via_posix_spawn(n);
     via_system(n);
     via_vfork(n);
+}
+
+int main(int argc, char **argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 4;
+    if (argc > 2) {
+        printf("ready %d\n", getpid());
+        fflush(stdout);
+        for (int rounds = atof(argv[2]) * 10; rounds > 0; rounds--) {
+            each_way(n);
+            usleep(100 * 1000);
+        }
+    } else {
+        usleep(300 * 1000);
+        each_way(n);
+    }
     printf("done\n");
     return 0;
 }
