@@ -205,6 +205,80 @@ fn blocking_in_a_signal_handler_reaches_the_interrupted_code() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Blocking through libc's wrappers
+// ---------------------------------------------------------------------------------------
+
+/// Each thread of libc_blocking, its blocking function and its thread function.
+const LIBC_WAITS: [(&str, &str, &str); 4] = [
+    ("sleeper", "wait_in_nanosleep", "sleeper_main"),
+    ("reader", "wait_in_read", "reader_main"),
+    ("waiter", "wait_in_cond", "cond_main"),
+    ("poller", "wait_in_epoll", "epoll_main"),
+];
+
+/// Records libc_blocking with `--type KIND EXTRA...` and checks that each thread's time is
+/// under its own chain, through libc's wrapper, rooted, for at least 95% of it.
+fn libc_blocking_stacks(kind: &str, value: &str, extra: &[&str]) {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new(&format!("libc-blocking-{kind}"));
+    let bin = build_c_exact(
+        "gcc",
+        "libc_blocking.c",
+        dir.path(),
+        "libc_blocking",
+        DISTRO_FLAGS,
+    );
+    let w = Workload::start(&bin, &["6"]);
+    let out = dir.join("blocking.pb.gz");
+    let pid = w.pid.to_string();
+    let mut args = vec!["--type", kind, "-p", &pid, "--seconds", "2"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", out.to_str().unwrap()]);
+    let run = record(&args, Duration::from_secs(60));
+    w.kill();
+    run.assert_success();
+    let p = decode(&out);
+    let mut shares = Vec::new();
+    for (thread, wait, main) in LIBC_WAITS {
+        let mine = |s: &StackSample| s.str("thread_comm") == Some(thread);
+        let share = p.share_within(value, mine, |s| {
+            has_chain(s, &[wait, main, "start_thread"]) && is_rooted(s)
+        });
+        shares.push((thread, share, p.total_where(value, mine)));
+    }
+    let context = format!(
+        "{kind} {extra:?}: (thread, share under its chain, total {value}): {shares:?}\n{}\n{}",
+        heaviest(&p, value, 10),
+        run.describe()
+    );
+    eprintln!("{context}");
+    for (thread, share, total) in &shares {
+        assert!(*total > 0, "{thread}: {context}");
+        assert!(*share >= 0.95, "{thread}: {context}");
+    }
+}
+
+/// Deferred copies (the default), where few blocks are recorded.
+#[test]
+fn off_cpu_through_libc_wrappers_is_complete() {
+    libc_blocking_stacks("off-cpu", "off_cpu", &[]);
+}
+
+/// Every block recorded: the copies are deferred too, rather than a frame-pointer walk that
+/// would stop in libc.
+#[test]
+fn off_cpu_every_block_through_libc_wrappers_is_complete() {
+    libc_blocking_stacks("off-cpu", "off_cpu", &["--block-rate", "0s"]);
+}
+
+#[test]
+fn wall_through_libc_wrappers_is_complete() {
+    libc_blocking_stacks("wall", "wall", &[]);
+}
+
+// ---------------------------------------------------------------------------------------
 // Threads and processes made through libc
 // ---------------------------------------------------------------------------------------
 

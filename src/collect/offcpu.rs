@@ -36,9 +36,11 @@ impl<'obj> OffCpuCollector<'obj> {
         let err = load_error("off-cpu");
         libbpf_log::take();
         let mut open = OffcpuSkelBuilder::default().open(storage).map_err(&err)?;
-        // Deferring pays off when few blocks are recorded; with every block recorded,
-        // a stack read at the switch (~0.3 µs) beats a task_work per block (~10 µs).
-        let defer = cfg.block_sample_ns > 0 && defer_user_stacks();
+        // Deferring pays off when few blocks are recorded. With every block recorded, a
+        // frame-pointer walk at the switch (~0.3 µs) costs less than a task_work per block
+        // (~10 µs), but loses the callers of code without frame pointers (libc's wrappers):
+        // it is kept for `--call-graph fp` only, and a copy is deferred otherwise.
+        let defer = defer_user_stacks() && (cfg.block_sample_ns > 0 || cfg.stack_copy_bytes > 0);
         // Only the deferred read can copy: a copy at every switch would cost too much.
         let copy = if defer { cfg.stack_copy_bytes } else { 0 };
         if let Some(ro) = open.maps.rodata_data.as_deref_mut() {

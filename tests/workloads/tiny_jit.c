@@ -5,8 +5,8 @@
 //   owner    as good, then chowned to uid 12345: not the process's user nor root
 //   rewrite  as good; after a second the map is replaced by one naming it "jit_spin_v2"
 //   big      over 100 MB of entries for other addresses, then "jit_spin"
-// Usage: tiny_jit MODE SECONDS. Prints "ready PID" once the map is written, and removes the
-// map at exit.
+// Usage: tiny_jit MODE SECONDS. Prints "ready PID" once the map is written, runs SECONDS
+// from then, and removes the map at exit.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +60,6 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *mode = argv[1];
-    double end = now() + atof(argv[2]);
     void *jit = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
                      -1, 0);
     if (jit == MAP_FAILED) return 1;
@@ -71,6 +70,8 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "owner") == 0 && chown(map_path, 12345, 12345) != 0) return 1;
     printf("ready %d\n", getpid());
     fflush(stdout);
+    // The time counts from here: writing the big map can take long on a loaded machine.
+    double end = now() + atof(argv[2]);
     double rewrite_at = now() + 1.0;
     int rewritten = 0;
     while (now() < end) {
