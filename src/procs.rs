@@ -68,6 +68,11 @@ impl ProcessInfo {
         self.anonymous_code(addr).is_some()
     }
 
+    /// Whether the process has executable memory that no file backs (JIT code).
+    pub fn has_anonymous_code(&self) -> bool {
+        !self.anonymous.is_empty()
+    }
+
     /// The range of executable memory no file backs that holds `addr`, if any.
     pub fn anonymous_code(&self, addr: u64) -> Option<(u64, u64)> {
         let i = self.anonymous.partition_point(|&(start, _)| start <= addr);
@@ -154,10 +159,19 @@ impl ProcessTable {
     }
 
     /// Called for a sample in anonymous code while its process lives: reads the process's
-    /// perf map again (at most every so often) when no entry covers `addr` yet, since JIT
-    /// code appears while recording.
+    /// perf map (again, at most every so often) when no entry covers `addr` yet, since JIT
+    /// code appears while recording. Maps are read only for processes with JIT samples, and
+    /// not before the recording starts (a map can be 100 MB).
     pub fn saw_jit_code(&mut self, pid: u32, addr: u64) {
         let _ = self.perf_maps.lookup(pid, addr);
+    }
+
+    /// Reads the perf map of `pid` now, if it has anonymous code: for the stacks walked in
+    /// the kernel, which reach user space only at the end, while the process still lives.
+    pub fn refresh_perf_map(&mut self, pid: u32) {
+        if self.get(pid).is_some_and(ProcessInfo::has_anonymous_code) {
+            self.perf_maps.refresh(pid);
+        }
     }
 
     /// The executable path of a process, as it was at its last snapshot.
@@ -220,10 +234,6 @@ impl ProcessTable {
 
         if fresh_image {
             self.perf_maps.forget(pid);
-        }
-        // Only a process with anonymous code can have JIT code to name.
-        if !anonymous.is_empty() {
-            self.perf_maps.refresh(pid);
         }
         let info = self.procs.entry(pid).or_default();
         info.comm = comm;

@@ -275,11 +275,13 @@ fn record_target(opts: &RecordOptions, target: &mut Target) -> Result<RecordSumm
         .iter()
         .map(|c| c.drain())
         .collect::<Result<Vec<RawProfile>, _>>()?;
-    // Pick up libraries loaded since the first snapshot, and processes whose event was lost.
+    // Pick up libraries loaded since the first snapshot, processes whose event was lost, and
+    // the JIT code named since.
     let mut refreshed = std::collections::HashSet::new();
     for pid in raws.iter().flat_map(RawProfile::pids) {
         if refreshed.insert(pid) {
             let _ = procs.snapshot(pid, false);
+            procs.refresh_perf_map(pid);
         }
     }
 

@@ -566,7 +566,9 @@ fn bad_block_rate() {
 fn record_tiny_jit(mode: &str, name: &str) -> (Decoded, f64, RunOutput) {
     let dir = TempDir::new(&format!("jit-{mode}"));
     let bin = build_c_exact("gcc", "tiny_jit.c", dir.path(), "tiny_jit", &["-O2", "-g"]);
-    let w = Workload::start(&bin, &[mode, "5"]);
+    // Killed once recorded: long enough for a slow start (a debug build reads a 100 MB map
+    // in seconds).
+    let w = Workload::start(&bin, &[mode, "60"]);
     let out = dir.join("jit.pb.gz");
     let pid = w.pid.to_string();
     let run = record(

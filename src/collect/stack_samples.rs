@@ -180,12 +180,6 @@ impl StackSamples {
         if unknown {
             self.reread_maps(procs, s.pid);
         }
-        if procs
-            .get(s.pid)
-            .is_some_and(|info| info.is_anonymous_code(s.ip))
-        {
-            procs.saw_jit_code(s.pid, s.ip);
-        }
         let regs = Regs {
             ip: s.ip,
             sp: s.sp,
@@ -222,6 +216,22 @@ impl StackSamples {
             };
         }
         let Unwound { mut frames, end } = unwound;
+        // JIT frames anywhere in the stack (CPython's trampolines are seldom the leaf): their
+        // perf map is read now, while the process lives.
+        let jit: Vec<u64> = procs.get(s.pid).map_or_else(Vec::new, |info| {
+            if !info.has_anonymous_code() {
+                return Vec::new();
+            }
+            frames
+                .iter()
+                .enumerate()
+                .map(|(i, &f)| if i == 0 { f } else { f.wrapping_sub(1) })
+                .filter(|&a| info.is_anonymous_code(a))
+                .collect()
+        });
+        for addr in jit {
+            procs.saw_jit_code(s.pid, addr);
+        }
         // A kept allocation counts once; other samples as many times as they were summed.
         self.ends.add(end, s.count.max(1));
         end.mark(&mut frames);
