@@ -20,11 +20,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   util-linux procps time                                 setpriv, runuser, ps/pgrep, GNU time
 #   g++                                                    the C++ test workloads
 #   tmux                                                   a real terminal for the progress test
+#   gcc-aarch64-linux-gnu libc6-dev-arm64-cross            arm64 builds for the unwinder's tests
 #   postgresql nodejs openjdk-17-jdk-headless              real programs for the stack tests
 #                                                          (pgbench under PostgreSQL; V8's and
 #                                                          the JVM's JIT code and perf maps)
 PACKAGES=(
     clang llvm libelf-dev zlib1g-dev pkg-config make gcc g++ tmux
+    gcc-aarch64-linux-gnu libc6-dev-arm64-cross
     postgresql nodejs openjdk-17-jdk-headless
     libc6-dbg
     linux-perf

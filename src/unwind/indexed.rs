@@ -184,7 +184,7 @@ impl FdeIndex {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::unwind::fixtures::TempDir;
+    use crate::unwind::fixtures::{aarch64_toolchain, FrameSection, Target, TempDir, AARCH64_LIBC};
     use crate::unwind::table::UnwindTable;
     use std::path::Path;
 
@@ -224,6 +224,13 @@ mod tests {
     }
 
     #[test]
+    fn aarch64_index_lookups_match_the_whole_table() {
+        if aarch64_toolchain() {
+            assert!(agrees_with_whole_table(Path::new(AARCH64_LIBC)) > 10_000);
+        }
+    }
+
+    #[test]
     fn a_fixture_without_frame_pointers_is_indexed_exactly() {
         let dir = TempDir::new("indexed");
         let path = dir.build("unwind_frames", false);
@@ -249,5 +256,18 @@ mod tests {
         let stripped = dir.without_search_table(&built, "no_hdr");
         assert!(FdeIndex::open(MappedImage::open(&stripped).unwrap()).is_err());
         assert!(FdeIndex::open(MappedImage::open(&built).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_file_with_debug_frame_is_given_back() {
+        // No index covers .debug_frame, zlib-compressed or not: such a file is left to the
+        // whole table, which reads it.
+        let dir = TempDir::new("debug-frame-index");
+        for cfi in [FrameSection::Debug, FrameSection::CompressedDebug] {
+            let built = dir.build_for(Target::Host, "unwind_frames", false, cfi);
+            assert!(FdeIndex::open(MappedImage::open(&built).unwrap()).is_err());
+            let whole = UnwindTable::from_elf(&std::fs::read(&built).unwrap()).unwrap();
+            assert!(whole.rows.len() > 10, "{cfi:?}: {} rows", whole.rows.len());
+        }
     }
 }

@@ -972,3 +972,372 @@ mod synthetic {
         assert_eq!(walk(regs, &looping, 64).end, StackEnd::Loop);
     }
 }
+
+/// arm64 stacks unwound with the rows of a real table. A cross-built fixture's chain
+/// (main -> outer -> middle -> leaf, on to `fill` where there is one; main -> vla -> sink)
+/// is run from `main`'s first instruction by a small emulation of what prologues do (the
+/// stack pointer, x29, x30 and the stores to the stack), and every instruction on the way
+/// is a sample, unwound from its registers and a copy of the stack from its stack pointer
+/// up. The stack is built from the machine code alone; only the walk reads the call frame
+/// information.
+#[cfg(test)]
+mod arm64_chain {
+    use super::*;
+    use crate::unwind::fixtures::{aarch64_toolchain, FrameSection, Target, TempDir};
+    use object::{ObjectSection, ObjectSymbol};
+    use std::collections::{BTreeMap, HashSet};
+
+    /// The top of `main`'s stack: its caller's stack pointer.
+    const STACK_TOP: u64 = 0x7fff_f000_0000;
+    /// Made-up code of the C runtime that calls `main`, whose row ends the stack as
+    /// `_start`'s does (return address undefined).
+    const RUNTIME: u64 = 0x10_0000;
+    const RUNTIME_RETURN: u64 = RUNTIME + 0x40;
+    /// What a register the emulation does not follow holds.
+    const UNKNOWN: u64 = 0x5eed_5eed_0000;
+    /// The size the emulation gives a run-time sized array.
+    const VLA_BYTES: u64 = 0x60;
+
+    /// What an instruction does to the flow of the emulation.
+    enum Flow {
+        Next,
+        Call(u64),
+        /// `b`, `br` or `ret`: the end of the straight path.
+        Leave,
+    }
+
+    /// The state a walk depends on, and the stack written so far (by address).
+    struct Machine {
+        pc: u64,
+        sp: u64,
+        x29: u64,
+        x30: u64,
+        stack: BTreeMap<u64, u64>,
+    }
+
+    fn signed(value: u32, bits: u32) -> i64 {
+        let shift = 64 - bits;
+        (i64::from(value) << shift) >> shift
+    }
+
+    impl Machine {
+        fn reg(&self, r: u32) -> u64 {
+            match r {
+                29 => self.x29,
+                30 => self.x30,
+                // xzr, in a store's source.
+                31 => 0,
+                r => UNKNOWN + u64::from(r),
+            }
+        }
+
+        /// Stores `values` from `sp + offset` on, the stack pointer moved by `writeback`
+        /// before (pre-index) or after (post-index) when there is one.
+        fn store(&mut self, values: &[u64], offset: i64, index: Option<bool>) {
+            let base = match index {
+                Some(true) => self.sp.wrapping_add_signed(offset),
+                Some(false) | None => self.sp,
+            };
+            let at = if index.is_some() {
+                base
+            } else {
+                base.wrapping_add_signed(offset)
+            };
+            for (i, v) in values.iter().enumerate() {
+                self.stack.insert(at + 8 * i as u64, *v);
+            }
+            match index {
+                Some(true) => self.sp = base,
+                Some(false) => self.sp = self.sp.wrapping_add_signed(offset),
+                None => {}
+            }
+        }
+
+        /// Runs one instruction (A64) as far as sp, x29, x30 and the stack go.
+        fn execute(&mut self, insn: u32) -> Flow {
+            let rt = insn & 31;
+            let rn = (insn >> 5) & 31;
+            let rt2 = (insn >> 10) & 31;
+            // Pre- and post-index forms are pre: Some(true), post: Some(false).
+            let stp_index = match insn & 0xffc0_0000 {
+                0xa980_0000 => Some(Some(true)),
+                0xa880_0000 => Some(Some(false)),
+                0xa900_0000 => Some(None),
+                _ => None,
+            };
+            if let Some(index) = stp_index {
+                // STP Xt, Xt2, [Xn|SP, #imm7 * 8]: only stores to the stack matter.
+                if rn == 31 {
+                    let values = [self.reg(rt), self.reg(rt2)];
+                    self.store(&values, signed((insn >> 15) & 0x7f, 7) * 8, index);
+                }
+                return Flow::Next;
+            }
+            if insn & 0xffc0_0000 == 0xf900_0000 {
+                // STR Xt, [Xn|SP, #imm12 * 8].
+                if rn == 31 {
+                    let offset = i64::from((insn >> 10) & 0xfff) * 8;
+                    self.store(&[self.reg(rt)], offset, None);
+                }
+                return Flow::Next;
+            }
+            let str_index = match insn & 0xffe0_0c00 {
+                0xf800_0c00 => Some(true),
+                0xf800_0400 => Some(false),
+                _ => None,
+            };
+            if let Some(pre) = str_index {
+                // STR Xt, [Xn|SP, #imm9]! or [Xn|SP], #imm9.
+                if rn == 31 {
+                    let offset = signed((insn >> 12) & 0x1ff, 9);
+                    self.store(&[self.reg(rt)], offset, Some(pre));
+                }
+                return Flow::Next;
+            }
+            if insn & 0xfc00_0000 == 0x9400_0000 {
+                // BL imm26.
+                let offset = signed(insn & 0x03ff_ffff, 26) * 4;
+                return Flow::Call(self.pc.wrapping_add_signed(offset));
+            }
+            if insn & 0xfc00_0000 == 0x1400_0000 || insn & 0xff9f_fc1f == 0xd61f_0000 {
+                // B imm26, or BR / RET Xn.
+                return Flow::Leave;
+            }
+            // ADD or SUB (immediate, flags untouched), the one form whose destination 31
+            // is SP rather than the zero register (with ADD/SUB extended register).
+            let add_sub_imm = insn & 0x3f80_0000 == 0x1100_0000;
+            let add_sub_ext = insn & 0x3fe0_0000 == 0x0b20_0000;
+            if (add_sub_imm || add_sub_ext) && rt == 31 || matches!(rt, 29 | 30) {
+                // Only a 64-bit ADD or SUB of an immediate to SP or x29 from SP or x29:
+                // the only writes to them a prologue makes.
+                let source = match rn {
+                    31 => Some(self.sp),
+                    29 => Some(self.x29),
+                    _ => None,
+                };
+                let wide = insn >> 31 == 1;
+                if add_sub_ext && wide && rt == 31 && rn == 31 && insn & 0x4000_0000 != 0 {
+                    // SUB SP, SP, Xm: a run-time sized array (`vla`), of a made-up size.
+                    self.sp -= VLA_BYTES;
+                    return Flow::Next;
+                }
+                let (Some(source), true, true, true) = (source, add_sub_imm, wide, rt != 30) else {
+                    panic!(
+                        "{:#x}: {insn:#010x} may write sp, x29 or x30, which this emulation \
+                         does not follow",
+                        self.pc
+                    );
+                };
+                let imm = u64::from((insn >> 10) & 0xfff) << (((insn >> 22) & 1) * 12);
+                let value = if insn & 0x4000_0000 == 0 {
+                    source.wrapping_add(imm)
+                } else {
+                    source.wrapping_sub(imm)
+                };
+                if rt == 31 {
+                    self.sp = value;
+                } else {
+                    self.x29 = value;
+                }
+                return Flow::Next;
+            }
+            // Anything else (conditional branches fall through) leaves them alone.
+            Flow::Next
+        }
+
+        /// The stack from the stack pointer up, as a sample copies it.
+        fn copy(&self) -> StackCopy {
+            let mut bytes = vec![0xa5u8; (STACK_TOP + 16 - self.sp) as usize];
+            for (&addr, value) in self.stack.range(self.sp..STACK_TOP) {
+                let at = (addr - self.sp) as usize;
+                bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            }
+            StackCopy {
+                base: self.sp,
+                bytes,
+            }
+        }
+    }
+
+    /// One sample: the registers, the stack, and the frames a walk must give.
+    struct Sample {
+        regs: Regs,
+        stack: StackCopy,
+        frames: Vec<u64>,
+    }
+
+    /// Address and size of the function `name`, or of a compiler clone of it
+    /// (`name.isra.0`).
+    fn function(file: &object::File, name: &str) -> (u64, u64) {
+        file.symbols()
+            .find(|s| {
+                s.kind() == object::SymbolKind::Text
+                    && s.name().is_ok_and(|n| {
+                        n.strip_prefix(name)
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                    })
+            })
+            .map(|s| (s.address(), s.size()))
+            .unwrap_or_else(|| panic!("no function {name}"))
+    }
+
+    /// Runs `chain` from the first function's entry: each function up to its call of the
+    /// next (stepping over other calls, which return at once with x30 clobbered), the last
+    /// one up to where its straight path leaves it. A sample before every instruction.
+    fn run(file: &object::File, chain: &[&str]) -> Vec<Sample> {
+        let functions: Vec<(u64, u64)> = chain.iter().map(|f| function(file, f)).collect();
+        let mut m = Machine {
+            pc: functions[0].0,
+            sp: STACK_TOP,
+            x29: 0,
+            x30: RUNTIME_RETURN,
+            stack: BTreeMap::new(),
+        };
+        // Return addresses of the calls made so far, outermost first.
+        let mut returns = vec![RUNTIME_RETURN];
+        let mut samples = Vec::new();
+        for (i, (&(start, size), name)) in functions.iter().zip(chain).enumerate() {
+            let next = functions.get(i + 1).map(|f| f.0);
+            loop {
+                assert!(
+                    (start..start + size).contains(&m.pc),
+                    "{name}: ran out of it at {:#x}",
+                    m.pc
+                );
+                samples.push(Sample {
+                    regs: Regs {
+                        ip: m.pc,
+                        sp: m.sp,
+                        fp: m.x29,
+                        lr: m.x30,
+                    },
+                    stack: m.copy(),
+                    frames: std::iter::once(m.pc)
+                        .chain(returns.iter().rev().copied())
+                        .collect(),
+                });
+                let code = file
+                    .sections()
+                    .find_map(|s| s.data_range(m.pc, 4).ok().flatten())
+                    .unwrap_or_else(|| panic!("no code at {:#x}", m.pc));
+                match m.execute(u32::from_le_bytes(code.try_into().unwrap())) {
+                    Flow::Next => m.pc += 4,
+                    Flow::Call(target) => {
+                        assert_eq!(m.sp % 16, 0, "{name}: SP misaligned at {:#x}", m.pc);
+                        m.x30 = m.pc + 4;
+                        if Some(target) == next {
+                            returns.push(m.pc + 4);
+                            m.pc = target;
+                            break;
+                        }
+                        m.pc += 4;
+                    }
+                    Flow::Leave => {
+                        assert!(next.is_none(), "{name} left before calling on");
+                        break;
+                    }
+                }
+            }
+        }
+        samples
+    }
+
+    /// Builds `fixture` for arm64, runs `chain` in it, and unwinds every sample with the
+    /// fixture's table; gives the distinct rules of the rows the innermost frames used.
+    fn check(fixture: &str, chain: &[&str], frame_pointers: bool) -> HashSet<(Cfa, Saved, Saved)> {
+        let dir = TempDir::new(&format!("arm64-chain-{fixture}-{frame_pointers}"));
+        let path = dir.build_for(Target::Aarch64, fixture, frame_pointers, FrameSection::Eh);
+        let data = std::fs::read(&path).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let table = UnwindTable::from_elf(&data).unwrap();
+        assert_eq!(table.arch, Arch::Aarch64);
+        let runtime = UnwindTable {
+            arch: Arch::Aarch64,
+            rows: vec![
+                UnwindRow {
+                    pc: RUNTIME,
+                    cfa: Cfa::Sp(0),
+                    fp: Saved::Unchanged,
+                    ra: Saved::Undefined,
+                },
+                UnwindRow {
+                    pc: RUNTIME + 0x100,
+                    cfa: Cfa::None,
+                    fp: Saved::Unsupported,
+                    ra: Saved::Unsupported,
+                },
+            ],
+        };
+        let text = file.section_by_name(".text").unwrap();
+        let modules = [
+            Module {
+                start: text.address(),
+                end: text.address() + text.size(),
+                bias: 0,
+                table: &table,
+            },
+            Module {
+                start: RUNTIME,
+                end: RUNTIME + 0x100,
+                bias: 0,
+                table: &runtime,
+            },
+        ];
+        let samples = run(&file, chain);
+        let mut used = HashSet::new();
+        for s in &samples {
+            let row = table.lookup(s.regs.ip).expect("the chain's code has rows");
+            used.insert((row.cfa, row.fp, row.ra));
+            assert_eq!(
+                unwind(&modules, Arch::Aarch64, s.regs, &s.stack, 64),
+                Unwound {
+                    frames: s.frames.clone(),
+                    end: StackEnd::Outermost,
+                },
+                "{fixture} (frame pointers: {frame_pointers}) sampled at {:#x} under {row:?}, \
+                 registers {:x?}",
+                s.regs.ip,
+                s.regs
+            );
+        }
+        assert!(samples.len() >= 15, "{fixture}: {} samples", samples.len());
+        used
+    }
+
+    #[test]
+    fn arm64_chains_unwind_through_real_rows() {
+        if !aarch64_toolchain() {
+            return;
+        }
+        let in_lr = |r: &(Cfa, Saved, Saved)| r.2 == Saved::Unchanged;
+        let on_stack = |r: &(Cfa, Saved, Saved)| matches!(r.2, Saved::AtCfa(_));
+        for frame_pointers in [false, true] {
+            let chain = ["main", "outer", "middle", "leaf"];
+            let used = check("unwind_chain", &chain, frame_pointers);
+            assert!(
+                used.iter().any(in_lr) && used.iter().any(on_stack),
+                "{used:?}"
+            );
+
+            // With frames: a leaf without one (fill), and frames allocated while the
+            // return address is still in the link register (outer's `sub sp` first).
+            let chain = ["main", "outer", "middle", "leaf", "fill"];
+            let used = check("unwind_frames", &chain, frame_pointers);
+            assert!(
+                used.iter()
+                    .any(|r| in_lr(r) && matches!(r.0, Cfa::Sp(o) if o > 0)),
+                "{used:?}"
+            );
+            assert!(used.iter().any(on_stack), "{used:?}");
+            assert_eq!(
+                used.iter().any(|r| matches!(r.1, Saved::AtCfa(_))),
+                frame_pointers,
+                "x29 saved: {used:?}"
+            );
+
+            // A run-time sized frame: the CFA is x29-based, with or without frame pointers.
+            let used = check("unwind_rows", &["main", "vla", "sink"], frame_pointers);
+            assert!(used.iter().any(|r| matches!(r.0, Cfa::Fp(_))), "{used:?}");
+        }
+    }
+}

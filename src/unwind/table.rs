@@ -14,7 +14,9 @@ use gimli::{
     BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, FrameDescriptionEntry,
     LittleEndian, Register, RegisterRule, UnwindContext, UnwindSection,
 };
-use object::{Object, ObjectSection};
+use object::{CompressionFormat, Object, ObjectSection};
+use std::borrow::Cow;
+use std::io::Read;
 
 /// How to find the canonical frame address (the caller's stack pointer) at an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,6 +118,10 @@ pub enum TableError {
     Arch(object::Architecture),
     #[error("bad call frame information: {0}")]
     Cfi(#[from] gimli::Error),
+    #[error("a section compressed as {0:?}, which we do not read")]
+    Compression(CompressionFormat),
+    #[error("a compressed section that does not inflate: {0}")]
+    Decompress(std::io::Error),
 }
 
 /// The unwind rows of one ELF file, sorted by address, each different from the one before.
@@ -137,14 +143,14 @@ impl UnwindTable {
         let mut rows = Vec::new();
         if let Some(section) = file.section_by_name(".eh_frame") {
             let bases = bases.clone().set_eh_frame(section.address());
-            let data = section.uncompressed_data()?;
+            let data = section_data(&section)?;
             let mut eh = EhFrame::new(&data, LittleEndian);
             eh.set_address_size(8);
             collect_rows(&eh, &bases, arch, &mut rows)?;
         }
         if let Some(section) = file.section_by_name(".debug_frame") {
             // Go and some toolchains compress their DWARF sections.
-            let data = section.uncompressed_data()?;
+            let data = section_data(&section)?;
             let mut df = DebugFrame::new(&data, LittleEndian);
             df.set_address_size(8);
             collect_rows(&df, &bases, arch, &mut rows)?;
@@ -160,6 +166,33 @@ impl UnwindTable {
         let i = self.rows.partition_point(|r| r.pc <= vaddr);
         let row = self.rows.get(i.checked_sub(1)?)?;
         (row.cfa != Cfa::None).then_some(row)
+    }
+}
+
+/// The bytes of a section, decompressed where the file compresses it: zlib, as `-gz` and
+/// Go's linker write it (SHF_COMPRESSED, or a `.zdebug_` section).
+fn section_data<'d>(section: &object::Section<'d, '_>) -> Result<Cow<'d, [u8]>, TableError> {
+    let compressed = section.compressed_data()?;
+    match compressed.format {
+        CompressionFormat::None => Ok(Cow::Borrowed(compressed.data)),
+        CompressionFormat::Zlib => {
+            let size = compressed.uncompressed_size;
+            // The size is the file's word: allocate no more up front than is sane, and
+            // inflate no more than it says.
+            let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(64 << 20));
+            flate2::read::ZlibDecoder::new(compressed.data)
+                .take(size)
+                .read_to_end(&mut out)
+                .map_err(TableError::Decompress)?;
+            if out.len() as u64 != size {
+                return Err(TableError::Decompress(std::io::Error::other(format!(
+                    "{} bytes inflated, {size} expected",
+                    out.len()
+                ))));
+            }
+            Ok(Cow::Owned(out))
+        }
+        other => Err(TableError::Compression(other)),
     }
 }
 
@@ -225,12 +258,26 @@ pub(crate) fn fde_rows<'d, S>(
 where
     S: UnwindSection<EndianSlice<'d, LittleEndian>>,
 {
-    let (sp, fp, ra) = arch.registers();
+    let (sp, fp, abi_ra) = arch.registers();
     // x86-64 keeps the return address at CFA-8 unless a rule says otherwise; on arm64 it is
     // in the link register until saved.
     let ra_default = match arch {
         Arch::X86_64 => Saved::AtCfa(-8),
         Arch::Aarch64 => Saved::Unchanged,
+    };
+    // The CIE says which column is the return address. Hand-written code may name another
+    // than the ABI's (glibc's arm64 `__rawmemchr` moves it to x15 around a call): there it
+    // is found only where saved on the stack or in the link register, since a sample holds
+    // no other register.
+    let ra = fde.cie().return_address_register();
+    let return_address = |rule| {
+        if ra == abi_ra {
+            return saved(rule, ra_default, arch.link_register());
+        }
+        match saved(rule, Saved::Unsupported, arch.link_register()) {
+            Saved::Unchanged => Saved::Unsupported,
+            other => other,
+        }
     };
     let mut table = fde.rows(section, bases, ctx)?;
     while let Some(row) = table.next_row()? {
@@ -254,7 +301,7 @@ where
             cfa,
             // Only a return address is looked for in the link register.
             fp: saved(row.register(fp), Saved::Unchanged, Register(u16::MAX)),
-            ra: saved(row.register(ra), ra_default, arch.link_register()),
+            ra: return_address(row.register(ra)),
         });
     }
     Ok(())
@@ -377,13 +424,17 @@ mod tests {
 
     /// Tables of real ELF files checked against binutils' own reading of the same call frame
     /// information (`readelf --debug-dump=frames-interp`): C fixtures the tests build at -O2
-    /// with and without frame pointers, and the system's libc.
+    /// with and without frame pointers, with their CFI in `.eh_frame` or only in
+    /// `.debug_frame` (compressed or not), for this machine and cross-built for arm64, and
+    /// the system's libc and arm64 glibc.
     #[cfg(target_arch = "x86_64")]
     mod against_readelf {
         use super::*;
-        use crate::unwind::fixtures::TempDir;
+        use crate::unwind::fixtures::{
+            aarch64_toolchain, FrameSection, Target, TempDir, AARCH64_LIBC,
+        };
         use object::{ObjectSymbol, SymbolKind};
-        use std::collections::HashMap;
+        use std::collections::{HashMap, HashSet};
         use std::path::Path;
         use std::process::Command;
 
@@ -395,24 +446,78 @@ mod tests {
         struct RefFde {
             /// Its header line, for messages.
             header: String,
+            /// The section it is in: ".eh_frame" or ".debug_frame".
+            section: String,
             start: u64,
             end: u64,
             /// The rules from each address on; none when the FDE has no instructions.
             rows: Vec<(u64, Rules)>,
             /// Its CIE's rules: the state before the FDE's own instructions.
             cie: Rules,
+            /// Its CIE's return address column (a DWARF register number); readelf heads
+            /// that column `ra`.
+            ra_column: u16,
             /// Its CIE has the `S` augmentation: a signal trampoline.
             signal: bool,
+            /// What its instructions do to register columns, from readelf's raw dump.
+            raw: RawFde,
+        }
+
+        /// The register columns an FDE's instructions set, from `readelf --debug-dump=frames`.
+        /// Where the CIE does not name a column, the interpreted dump prints `u` both for a
+        /// column still at its default rule and for one made undefined (DW_CFA_undefined,
+        /// as `_start` and `clone`'s child do to arm64's return address); this tells which.
+        #[derive(Debug, Default)]
+        struct RawFde {
+            /// The FDE's offset in its section, as readelf prints it.
+            offset: String,
+            /// From which address on DW_CFA_undefined makes each column undefined.
+            undefined: Vec<(u64, String)>,
+            /// The columns other instructions set.
+            others: HashSet<String>,
+        }
+
+        /// The registers of an architecture as readelf names them, and our defaults.
+        struct Names {
+            sp: &'static str,
+            fp: &'static str,
+            /// A return address held in the link register.
+            link: &'static str,
+            /// The return address column of the architecture's ABI.
+            ra_column: u16,
+            /// Where the return address is while no rule says.
+            ra_default: Saved,
+        }
+
+        impl Names {
+            fn of(arch: Arch) -> Self {
+                match arch {
+                    Arch::X86_64 => Self {
+                        sp: "rsp",
+                        fp: "rbp",
+                        link: "r5 (rdi)",
+                        ra_column: 16,
+                        ra_default: Saved::AtCfa(-8),
+                    },
+                    // The return address stays in x30 until saved: "same value".
+                    Arch::Aarch64 => Self {
+                        sp: "sp",
+                        fp: "x29",
+                        link: "r30 (x30)",
+                        ra_column: 30,
+                        ra_default: Saved::Unchanged,
+                    },
+                }
+            }
         }
 
         fn hex(s: &str) -> u64 {
             u64::from_str_radix(s, 16).unwrap_or_else(|_| panic!("not hex: {s}"))
         }
 
-        /// readelf's interpretation of every FDE of a file.
-        fn readelf_fdes(path: &Path) -> Vec<RefFde> {
+        fn readelf(args: &[&str], path: &Path) -> String {
             let out = Command::new("readelf")
-                .args(["--debug-dump=frames-interp", "--debug-dump=no-follow-links"])
+                .args(args)
                 .arg(path)
                 .output()
                 .expect("readelf (binutils) runs");
@@ -421,7 +526,31 @@ mod tests {
                 "readelf: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            parse_readelf(&String::from_utf8(out.stdout).unwrap())
+            String::from_utf8(out.stdout).unwrap()
+        }
+
+        /// readelf's interpretation of every FDE of a file (`.eh_frame` and `.debug_frame`).
+        fn readelf_fdes(path: &Path) -> Vec<RefFde> {
+            let no_follow = "--debug-dump=no-follow-links";
+            let interp = readelf(&["--debug-dump=frames-interp", no_follow], path);
+            let raw = readelf(&["--debug-dump=frames", no_follow], path);
+            with_raw(parse_readelf(&interp), parse_raw(&raw))
+        }
+
+        /// Gives each FDE of the interpreted dump its raw one (both list the same FDEs in
+        /// the same order).
+        fn with_raw(mut fdes: Vec<RefFde>, raw: Vec<RawFde>) -> Vec<RefFde> {
+            assert_eq!(fdes.len(), raw.len(), "FDEs in readelf's two dumps");
+            for (fde, raw) in fdes.iter_mut().zip(raw) {
+                assert!(
+                    fde.header.starts_with(&format!("{} ", raw.offset)),
+                    "{} against {}",
+                    fde.header,
+                    raw.offset
+                );
+                fde.raw = raw;
+            }
+            fdes
         }
 
         /// Parses `readelf -wF` output: per section, CIEs and FDEs, each a header line and,
@@ -432,17 +561,19 @@ mod tests {
                 Cie((usize, String)),
                 Fde,
             }
-            // CIE rules by (section number, offset).
-            let mut cies: HashMap<(usize, String), Rules> = HashMap::new();
-            let mut signal_cies = std::collections::HashSet::new();
+            // CIE rules and return address columns by (section number, offset).
+            let mut cies: HashMap<(usize, String), (Rules, u16)> = HashMap::new();
+            let mut signal_cies = HashSet::new();
             let mut fdes: Vec<RefFde> = Vec::new();
             let mut section = 0;
+            let mut section_name = String::new();
             let mut entry = Entry::Nothing;
             let mut columns: Vec<String> = Vec::new();
             for line in text.lines() {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 if line.starts_with("Contents of the ") {
                     section += 1;
+                    section_name = words.get(3).unwrap_or(&"").to_string();
                     entry = Entry::Nothing;
                     continue;
                 }
@@ -450,6 +581,12 @@ mod tests {
                     columns.clear();
                     continue;
                 }
+                let field = |name: &str| {
+                    words
+                        .iter()
+                        .find_map(|w| w.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("no {name} in {line}"))
+                };
                 match words.get(3) {
                     Some(&"CIE") => {
                         let key = (section, words[0].to_string());
@@ -460,30 +597,28 @@ mod tests {
                         {
                             signal_cies.insert(key.clone());
                         }
-                        cies.insert(key.clone(), Rules::new());
+                        let ra = field("ra=").parse().unwrap();
+                        cies.insert(key.clone(), (Rules::new(), ra));
                         entry = Entry::Cie(key);
                         continue;
                     }
                     Some(&"FDE") => {
-                        let field = |name: &str| {
-                            words
-                                .iter()
-                                .find_map(|w| w.strip_prefix(name))
-                                .unwrap_or_else(|| panic!("no {name} in {line}"))
-                        };
                         let (start, end) = field("pc=").split_once("..").unwrap();
                         let cie_key = (section, field("cie=").to_string());
-                        let cie = cies
+                        let (cie, ra_column) = cies
                             .get(&cie_key)
                             .unwrap_or_else(|| panic!("unknown CIE in {line}"))
                             .clone();
                         fdes.push(RefFde {
                             header: line.trim().to_string(),
+                            section: section_name.clone(),
                             start: hex(start),
                             end: hex(end),
                             rows: Vec::new(),
                             cie,
+                            ra_column,
                             signal: signal_cies.contains(&cie_key),
+                            raw: RawFde::default(),
                         });
                         entry = Entry::Fde;
                         continue;
@@ -512,10 +647,93 @@ mod tests {
                 let rules: Rules = columns.iter().cloned().zip(rules).collect();
                 match &entry {
                     Entry::Cie(key) => {
-                        cies.insert(key.clone(), rules);
+                        cies.get_mut(key).unwrap().0 = rules;
                     }
                     Entry::Fde => fdes.last_mut().unwrap().rows.push((hex(words[0]), rules)),
                     Entry::Nothing => panic!("a row outside any entry: {line}"),
+                }
+            }
+            fdes
+        }
+
+        /// Parses `readelf -wf` output: for each FDE, the columns its instructions set, and
+        /// where DW_CFA_undefined does (an `advance_loc` line ends with the new address).
+        fn parse_raw(text: &str) -> Vec<RawFde> {
+            let mut ra_columns: HashMap<(usize, String), u16> = HashMap::new();
+            let mut section = 0;
+            let mut cie: Option<(usize, String)> = None;
+            let mut fdes: Vec<RawFde> = Vec::new();
+            // The current FDE's address and return address column.
+            let mut fde: Option<(u64, u16)> = None;
+            for line in text.lines() {
+                let words: Vec<&str> = line.split_whitespace().collect();
+                if line.starts_with("Contents of the ") {
+                    section += 1;
+                    (cie, fde) = (None, None);
+                    continue;
+                }
+                match words.get(3) {
+                    Some(&"CIE") => {
+                        (cie, fde) = (Some((section, words[0].to_string())), None);
+                        continue;
+                    }
+                    Some(&"FDE") => {
+                        let field = |name: &str| {
+                            words
+                                .iter()
+                                .find_map(|w| w.strip_prefix(name))
+                                .unwrap_or_else(|| panic!("no {name} in {line}"))
+                        };
+                        let start = hex(field("pc=").split_once("..").unwrap().0);
+                        let ra = ra_columns[&(section, field("cie=").to_string())];
+                        (cie, fde) = (None, Some((start, ra)));
+                        fdes.push(RawFde {
+                            offset: words[0].to_string(),
+                            ..RawFde::default()
+                        });
+                        continue;
+                    }
+                    _ => {}
+                }
+                if let Some(n) = line.trim().strip_prefix("Return address column:") {
+                    let key = cie
+                        .clone()
+                        .unwrap_or_else(|| panic!("outside a CIE: {line}"));
+                    ra_columns.insert(key, n.trim().parse().unwrap());
+                    continue;
+                }
+                let (Some((loc, ra)), Some(op)) = (
+                    fde.as_mut(),
+                    words.first().and_then(|w| w.strip_prefix("DW_CFA_")),
+                ) else {
+                    continue;
+                };
+                let op = op.trim_end_matches(':');
+                if op.starts_with("advance_loc") || op == "set_loc" {
+                    *loc = hex(words.last().unwrap());
+                    continue;
+                }
+                if op.starts_with("def_cfa") {
+                    continue;
+                }
+                // The column an instruction sets is its first operand: `r30 (x30)`.
+                let Some(reg) = words
+                    .get(1)
+                    .and_then(|w| w.strip_prefix('r'))
+                    .and_then(|n| n.parse::<u16>().ok())
+                else {
+                    continue;
+                };
+                let column = match words.get(2) {
+                    _ if reg == *ra => "ra".to_string(),
+                    Some(name) if name.starts_with('(') => name.trim_matches(['(', ')']).into(),
+                    _ => format!("r{reg}"),
+                };
+                let raw = fdes.last_mut().unwrap();
+                if op == "undefined" {
+                    raw.undefined.push((*loc, column));
+                } else {
+                    raw.others.insert(column);
                 }
             }
             fdes
@@ -551,17 +769,120 @@ Contents of the .eh_frame section:
             assert_eq!(rules["rbp"], "r9 (r9)");
             assert_eq!(rules["ra"], "r1 (rdx)");
             assert_eq!(
-                expected(rules, &fdes[1].cie),
+                expected(Arch::X86_64, &fdes[1], *loc, rules),
                 (Cfa::Unsupported, Saved::Unsupported, Saved::Unsupported)
             );
             assert_eq!(
-                expected(&fdes[1].rows[0].1, &fdes[1].cie),
+                expected(Arch::X86_64, &fdes[1], 0x3be30, &fdes[1].rows[0].1),
                 (Cfa::Sp(8), Saved::Unchanged, Saved::AtCfa(-8))
             );
         }
 
-        /// readelf's (CFA, rbp, return address) rules in our terms.
-        fn expected(rules: &Rules, cie: &Rules) -> (Cfa, Saved, Saved) {
+        #[test]
+        fn readelf_parsing_aarch64() {
+            // An arm64 _start (`bti c`, then DW_CFA_undefined x30), a frame saving x29 and
+            // x30 and giving them back, and glibc's __rawmemchr, whose CIE names x15 its
+            // return address column. The CIEs do not name x30, so `u` there is either the
+            // default (the link register) or undefined; the raw dump tells which.
+            let interp = "\
+Contents of the .eh_frame section:
+
+
+00000000 0000000000000010 00000000 CIE \"zR\" cf=4 df=-8 ra=30
+   LOC           CFA      
+0000000000000000 sp+0     
+
+00000014 0000000000000010 00000018 FDE cie=00000000 pc=0000000000000780..00000000000007b4
+   LOC           CFA      ra    
+0000000000000780 sp+0     u     
+0000000000000784 sp+0     u     
+
+00000028 0000000000000014 0000002c FDE cie=00000000 pc=00000000000008a0..00000000000008d4
+   LOC           CFA      x29   ra    
+00000000000008a0 sp+0     u     u     
+00000000000008a4 sp+16    c-16  c-8   
+00000000000008d0 sp+0     u     u     
+
+00000040 0000000000000010 00000000 CIE \"zR\" cf=4 df=-8 ra=15
+   LOC           CFA      
+0000000000000000 sp+0     
+
+00000054 0000000000000010 00000018 FDE cie=00000040 pc=0000000000093800..0000000000093824
+
+";
+            let raw = "\
+Contents of the .eh_frame section:
+
+
+00000000 0000000000000010 00000000 CIE
+  Version:               1
+  Augmentation:          \"zR\"
+  Code alignment factor: 4
+  Data alignment factor: -8
+  Return address column: 30
+  Augmentation data:     1b
+  DW_CFA_def_cfa: r31 (sp) ofs 0
+
+00000014 0000000000000010 00000018 FDE cie=00000000 pc=0000000000000780..00000000000007b4
+  DW_CFA_advance_loc: 4 to 0000000000000784
+  DW_CFA_undefined: r30 (x30)
+
+00000028 0000000000000014 0000002c FDE cie=00000000 pc=00000000000008a0..00000000000008d4
+  DW_CFA_advance_loc: 4 to 00000000000008a4
+  DW_CFA_def_cfa_offset: 16
+  DW_CFA_offset: r29 (x29) at cfa-16
+  DW_CFA_offset: r30 (x30) at cfa-8
+  DW_CFA_advance_loc: 44 to 00000000000008d0
+  DW_CFA_restore: r30 (x30)
+  DW_CFA_restore: r29 (x29)
+  DW_CFA_def_cfa_offset: 0
+
+00000040 0000000000000010 00000000 CIE
+  Version:               1
+  Augmentation:          \"zR\"
+  Code alignment factor: 4
+  Data alignment factor: -8
+  Return address column: 15
+  Augmentation data:     1b
+  DW_CFA_def_cfa: r31 (sp) ofs 0
+
+00000054 0000000000000010 00000018 FDE cie=00000040 pc=0000000000093800..0000000000093824
+  DW_CFA_advance_loc: 20 to 0000000000093814
+  DW_CFA_nop
+
+";
+            let fdes = with_raw(parse_readelf(interp), parse_raw(raw));
+            assert_eq!(fdes.len(), 3);
+            assert_eq!(fdes[0].raw.undefined, [(0x784, "ra".to_string())]);
+            assert_eq!(
+                fdes[1].raw.others,
+                HashSet::from(["ra".to_string(), "x29".to_string()])
+            );
+            assert_eq!((fdes[0].ra_column, fdes[2].ra_column), (30, 15));
+            let at = |f: usize, row: usize| {
+                let fde = &fdes[f];
+                let (loc, rules) = &fde.rows[row];
+                expected(Arch::Aarch64, fde, *loc, rules)
+            };
+            let entry = (Cfa::Sp(0), Saved::Unchanged, Saved::Unchanged);
+            assert_eq!(at(0, 0), entry);
+            assert_eq!(at(0, 1), (Cfa::Sp(0), Saved::Unchanged, Saved::Undefined));
+            assert_eq!(at(1, 0), entry);
+            assert_eq!(at(1, 1), (Cfa::Sp(16), Saved::AtCfa(-16), Saved::AtCfa(-8)));
+            assert_eq!(at(1, 2), entry);
+            // No rows: the CIE's rules, with the return address in x15.
+            let rawmemchr = &fdes[2];
+            assert!(rawmemchr.rows.is_empty());
+            assert_eq!(
+                expected(Arch::Aarch64, rawmemchr, 0x93800, &rawmemchr.cie),
+                (Cfa::Sp(0), Saved::Unchanged, Saved::Unsupported)
+            );
+        }
+
+        /// readelf's (CFA, frame pointer, return address) rules from `loc` on in `fde`, in
+        /// our terms.
+        fn expected(arch: Arch, fde: &RefFde, loc: u64, rules: &Rules) -> (Cfa, Saved, Saved) {
+            let names = Names::of(arch);
             let cfa = match rules["CFA"].as_str() {
                 // Expressions: ours is Unsupported, or Plt for the PLT stubs' (checked apart).
                 "exp" => Cfa::Unsupported,
@@ -571,31 +892,52 @@ Contents of the .eh_frame section:
                         .unwrap_or_else(|| panic!("CFA {rule}"));
                     let offset: i32 = rule[at..].parse().unwrap();
                     match &rule[..at] {
-                        "rsp" => Cfa::Sp(offset),
-                        "rbp" => Cfa::Fp(offset),
+                        base if base == names.sp => Cfa::Sp(offset),
+                        base if base == names.fp => Cfa::Fp(offset),
                         _ => Cfa::Unsupported,
                     }
                 }
             };
-            let register =
-                |column: &str, default: Saved| match rules.get(column).map(String::as_str) {
+            let register = |column: &str, default: Saved| {
+                match rules.get(column).map(String::as_str) {
                     None => default,
-                    // readelf prints `u` for a register its CIE does not name until the FDE sets
-                    // it (the default rule); where the CIE names it, `u` is "undefined".
-                    Some("u") if !cie.contains_key(column) => default,
-                    Some("u") => Saved::Undefined,
+                    // Where the CIE names the column, `u` is "undefined"; where it does not,
+                    // `u` is also the default rule, and the raw dump says which.
+                    Some("u") if fde.cie.contains_key(column) => Saved::Undefined,
+                    Some("u") => {
+                        let raw = &fde.raw;
+                        let mut undefined = raw.undefined.iter().filter(|(_, c)| c == column);
+                        assert!(
+                            undefined.clone().next().is_none() || !raw.others.contains(column),
+                            "readelf's `u` in {column} is ambiguous: {raw:?} ({})",
+                            fde.header
+                        );
+                        if undefined.any(|(from, _)| *from <= loc) {
+                            Saved::Undefined
+                        } else {
+                            default
+                        }
+                    }
                     Some("s") => Saved::Unchanged,
                     Some(rule) => rule
                         .strip_prefix('c')
                         .and_then(|o| o.parse().ok())
                         .map_or(Saved::Unsupported, Saved::AtCfa),
-                };
-            // A return address held in rdi (glibc's vfork) is the link register's.
-            let ra = match rules.get("ra").map(String::as_str) {
-                Some("r5 (rdi)") => Saved::LinkRegister,
-                _ => register("ra", Saved::AtCfa(-8)),
+                }
             };
-            (cfa, register("rbp", Saved::Unchanged), ra)
+            let ra = match rules.get("ra").map(String::as_str) {
+                // A return address held in the link register: arm64's x30, or rdi in
+                // glibc's x86-64 vfork.
+                Some(rule) if rule == names.link => Saved::LinkRegister,
+                _ if fde.ra_column == names.ra_column => register("ra", names.ra_default),
+                // Another return address column (glibc's arm64 `__rawmemchr` returns
+                // through x15): only a return address saved on the stack can be found.
+                _ => match register("ra", Saved::Unsupported) {
+                    Saved::Unchanged => Saved::Unsupported,
+                    saved => saved,
+                },
+            };
+            (cfa, register(names.fp, Saved::Unchanged), ra)
         }
 
         /// Differences between `table` and readelf: at every address an FDE covers, the
@@ -624,7 +966,7 @@ Contents of the .eh_frame section:
                 };
                 for (i, (loc, rules)) in rows.iter().enumerate() {
                     let end = rows.get(i + 1).map_or(fde.end, |r| r.0);
-                    let want = expected(rules, &fde.cie);
+                    let want = expected(table.arch, fde, *loc, rules);
                     if let Some(pc) = (*loc..end).find(|&pc| show(table.lookup(pc)) != Some(want)) {
                         bad.push(format!(
                             "{pc:#x}: readelf {want:?} from {rules:?}, ours {:?} ({})",
@@ -694,11 +1036,11 @@ Contents of the .eh_frame section:
             }
         }
 
-        /// The table of the file at `path`, checked against readelf.
-        fn checked_table(path: &Path) -> (Vec<u8>, UnwindTable) {
+        /// The table of the file at `path`, an `arch` file, checked against readelf.
+        fn checked_table(path: &Path, arch: Arch) -> (Vec<u8>, UnwindTable) {
             let data = std::fs::read(path).unwrap();
             let table = UnwindTable::from_elf(&data).unwrap();
-            assert_eq!(table.arch, Arch::X86_64);
+            assert_eq!(table.arch, arch, "{}", path.display());
             check_invariants(path, &table);
             let fdes = readelf_fdes(path);
             assert!(
@@ -720,16 +1062,17 @@ Contents of the .eh_frame section:
         #[test]
         fn fixture_rows_match_readelf() {
             let dir = TempDir::new("match");
-            for name in ["unwind_chain", "unwind_rows", "unwind_frames"] {
+            for name in FIXTURES {
                 for fp in [true, false] {
-                    checked_table(&dir.build(name, fp));
+                    checked_table(&dir.build(name, fp), Arch::X86_64);
                 }
             }
         }
 
         #[test]
         fn libc_rows_match_readelf() {
-            let (_, table) = checked_table(Path::new("/lib/x86_64-linux-gnu/libc.so.6"));
+            let (_, table) =
+                checked_table(Path::new("/lib/x86_64-linux-gnu/libc.so.6"), Arch::X86_64);
             // __restore_rt, whose FDE starts a byte early so return-address lookups find it.
             let signal: Vec<_> = table
                 .rows
@@ -737,6 +1080,153 @@ Contents of the .eh_frame section:
                 .filter(|r| r.cfa == Cfa::SigReturn(Arch::X86_64))
                 .collect();
             assert_eq!(signal.len(), 1, "{signal:?}");
+        }
+
+        /// The C fixtures whose tables are checked.
+        const FIXTURES: [&str; 3] = ["unwind_chain", "unwind_rows", "unwind_frames"];
+
+        #[test]
+        fn aarch64_fixture_rows_match_readelf() {
+            if !aarch64_toolchain() {
+                return;
+            }
+            let dir = TempDir::new("match-arm64");
+            for name in FIXTURES {
+                for fp in [true, false] {
+                    let path = dir.build_for(Target::Aarch64, name, fp, FrameSection::Eh);
+                    checked_table(&path, Arch::Aarch64);
+                }
+            }
+        }
+
+        #[test]
+        fn aarch64_libc_rows_match_readelf() {
+            if !aarch64_toolchain() {
+                return;
+            }
+            let (_, table) = checked_table(Path::new(AARCH64_LIBC), Arch::Aarch64);
+            // arm64's signal trampoline is the vDSO's, not libc's.
+            assert!(
+                table
+                    .rows
+                    .iter()
+                    .all(|r| !matches!(r.cfa, Cfa::SigReturn(_))),
+                "a signal trampoline in arm64 libc"
+            );
+            // clone's child makes x30 undefined: the end of a thread's stack.
+            assert!(table.rows.iter().any(|r| r.ra == Saved::Undefined));
+        }
+
+        /// On arm64 a call leaves the return address in x30, the link register, until the
+        /// callee's prologue stores it (with x29 where there are frame pointers): each
+        /// function of the chain starts at (SP+0, x29 unchanged, return address in the link
+        /// register) and has stored x30 by its calls, and `fill`, a leaf without a frame,
+        /// keeps it in the link register throughout.
+        #[test]
+        fn aarch64_return_addresses_are_in_the_link_register_until_saved() {
+            if !aarch64_toolchain() {
+                return;
+            }
+            let dir = TempDir::new("lr-arm64");
+            let in_lr = (Cfa::Sp(0), Saved::Unchanged, Saved::Unchanged);
+            for fp in [true, false] {
+                let path = dir.build_for(Target::Aarch64, "unwind_frames", fp, FrameSection::Eh);
+                let (data, table) = checked_table(&path, Arch::Aarch64);
+                let rules_of = |name: &str| {
+                    let (start, size) = function(&data, name);
+                    (start..start + size)
+                        .step_by(4)
+                        .map(|pc| {
+                            let r = table.lookup(pc).unwrap_or_else(|| {
+                                panic!("{name}+{:#x} is not covered", pc - start)
+                            });
+                            (r.cfa, r.fp, r.ra)
+                        })
+                        .collect::<Vec<_>>()
+                };
+                for name in ["main", "outer", "middle", "leaf"] {
+                    let rules = rules_of(name);
+                    assert_eq!(rules[0], in_lr, "{name} (frame pointers: {fp})");
+                    assert!(
+                        rules.iter().any(|r| matches!(r.2, Saved::AtCfa(_))),
+                        "{name} stores x30 (frame pointers: {fp}): {rules:?}"
+                    );
+                    assert_eq!(
+                        rules.iter().any(|r| matches!(r.1, Saved::AtCfa(_))),
+                        fp,
+                        "{name} stores x29 (frame pointers: {fp}): {rules:?}"
+                    );
+                }
+                let rules = rules_of("fill");
+                assert!(rules.iter().all(|r| *r == in_lr), "fill: {rules:?}");
+            }
+        }
+
+        /// The flags of section `name` in the file at `path` as `readelf -SW` prints them
+        /// (`C`: compressed), if the file has that section.
+        fn section_flags(path: &Path, name: &str) -> Option<String> {
+            readelf(&["-SW"], path).lines().find_map(|line| {
+                // "  [32] .debug_frame  PROGBITS  0000000000000000 003b58 000058 00   C  0   0  8":
+                // name, type, address, offset, size, entry size, flags (when any), link,
+                // info, alignment.
+                let (_, rest) = line.split_once(']')?;
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                (words.first() == Some(&name)).then(|| match words.len() {
+                    10 => words[6].to_string(),
+                    _ => String::new(),
+                })
+            })
+        }
+
+        /// Fixtures built for `target` without unwind tables, so that their call frame
+        /// information is in `.debug_frame` only, plainly and zlib-compressed: the section
+        /// is there (compressed or not, as asked), their own functions have FDEs in it and
+        /// in no other section, and every row matches readelf's.
+        fn check_debug_frame_fixtures(target: Target, arch: Arch) {
+            let dir = TempDir::new(&format!("debug-frame-{arch:?}"));
+            for name in FIXTURES {
+                for (fp, cfi) in [
+                    (false, FrameSection::Debug),
+                    (true, FrameSection::CompressedDebug),
+                ] {
+                    let path = dir.build_for(target, name, fp, cfi);
+                    let shown = path.display();
+                    let flags = section_flags(&path, ".debug_frame")
+                        .unwrap_or_else(|| panic!("{shown} has no .debug_frame"));
+                    assert_eq!(
+                        flags.contains('C'),
+                        cfi == FrameSection::CompressedDebug,
+                        "{shown}: .debug_frame flags {flags:?}"
+                    );
+                    let (data, _) = checked_table(&path, arch);
+                    let fdes = readelf_fdes(&path);
+                    for function_name in ["main", "leaf"] {
+                        let (start, _) = function(&data, function_name);
+                        let sections: Vec<&str> = fdes
+                            .iter()
+                            .filter(|f| f.start <= start && start < f.end)
+                            .map(|f| f.section.as_str())
+                            .collect();
+                        assert_eq!(
+                            sections,
+                            [".debug_frame"],
+                            "{shown}: the FDEs of {function_name}"
+                        );
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn debug_frame_rows_match_readelf() {
+            check_debug_frame_fixtures(Target::Host, Arch::X86_64);
+        }
+
+        #[test]
+        fn aarch64_debug_frame_rows_match_readelf() {
+            if aarch64_toolchain() {
+                check_debug_frame_fixtures(Target::Aarch64, Arch::Aarch64);
+            }
         }
 
         /// Address and size of the function `name`, or of a compiler clone of it
@@ -779,7 +1269,7 @@ Contents of the .eh_frame section:
                 ("unwind_chain", &["middle", "outer"][..]),
                 ("unwind_rows", &["saver", "vla", "branchy", "big"][..]),
             ] {
-                let (data, table) = checked_table(&dir.build(name, true));
+                let (data, table) = checked_table(&dir.build(name, true), Arch::X86_64);
                 for f in functions {
                     let rules = rules_in(&data, &table, f);
                     assert!(rules.contains(&rbp_frame), "{name} {f} with FP: {rules:?}");
@@ -788,7 +1278,7 @@ Contents of the .eh_frame section:
                         "{name} {f} with FP, after push %rbp: {rules:?}"
                     );
                 }
-                let (data, table) = checked_table(&dir.build(name, false));
+                let (data, table) = checked_table(&dir.build(name, false), Arch::X86_64);
                 for f in functions {
                     let rules = rules_in(&data, &table, f);
                     if *f == "vla" {
@@ -854,7 +1344,7 @@ Contents of the .eh_frame section:
 
             // push %rbp; ...; mov %rsp,%rbp (the compiler may schedule other instructions
             // between them); the FDE ends with the function.
-            let (data, table) = checked_table(&dir.build("unwind_chain", true));
+            let (data, table) = checked_table(&dir.build("unwind_chain", true), Arch::X86_64);
             let (start, size, code, rows) = rows_of(&data, &table);
             assert_eq!(code[0], 0x55, "push %rbp first: {code:x?}");
             let mov = code
@@ -873,7 +1363,7 @@ Contents of the .eh_frame section:
             );
 
             // sub $8,%rsp: the stack aligned for the call, and no frame pointer.
-            let (data, table) = checked_table(&dir.build("unwind_chain", false));
+            let (data, table) = checked_table(&dir.build("unwind_chain", false), Arch::X86_64);
             let (start, size, code, rows) = rows_of(&data, &table);
             assert_eq!(
                 code[..4],
