@@ -127,7 +127,15 @@ impl Blocking {
     /// Builds and starts `blocking` (with the "vforker" thread if `vfork`), and checks that
     /// all its threads are there and the napper is already asleep.
     fn start(dir: &TempDir, vfork: bool) -> Blocking {
-        let bin = build_c("blocking.c", dir.path(), "blocking");
+        Blocking::start_built(build_c("blocking.c", dir.path(), "blocking"), vfork)
+    }
+
+    /// [`Blocking::start`] built with frame pointers, for stacks read by walking them.
+    fn start_with_frame_pointers(dir: &TempDir, vfork: bool) -> Blocking {
+        Blocking::start_built(build_c_fp("blocking.c", dir.path(), "blocking"), vfork)
+    }
+
+    fn start_built(bin: std::path::PathBuf, vfork: bool) -> Blocking {
         let mut args = vec!["60"];
         if vfork {
             args.push("vfork");
@@ -372,7 +380,11 @@ fn blocked_threads_totals_stacks_and_states(stacks: Stacks) {
     }
     let _cpu = exclusive_cpu();
     let dir = TempDir::new("offcpu");
-    let b = Blocking::start(&dir, true);
+    // Read at every switch, user stacks are walked by frame pointers.
+    let b = match stacks {
+        Stacks::AsTheKernelAllows => Blocking::start(&dir, true),
+        Stacks::AtEverySwitch => Blocking::start_with_frame_pointers(&dir, true),
+    };
     let out = dir.join("off.pb.gz");
     let spinner_cpu = CpuMonitor::start_thread(b.w.pid, b.tid("spinner") as u32);
     let p = off_cpu_record_with(&b, &out, "3", &[], stacks);

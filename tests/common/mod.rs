@@ -126,9 +126,16 @@ pub fn workloads_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/workloads")
 }
 
-/// Flags for C workloads: optimised, with frame pointers everywhere (leaf functions too),
-/// and with DWARF for file and line numbers.
-pub const C_FLAGS: &[&str] = &[
+/// Flags for C workloads, the way distributions build: optimised, no frame-pointer flags
+/// (GCC's default omits them), with DWARF for file and line numbers. User stacks through
+/// such code are complete only through call frame information.
+pub const C_FLAGS: &[&str] = &["-O2", "-g", "-pthread"];
+
+/// Frame pointers everywhere, leaf functions too, for the tests whose point is a
+/// frame-pointer walk (`--call-graph fp`, off-CPU stacks read at every switch, every
+/// allocation recorded). GCC 12 drops the frame of small leaf functions at -O2 even with
+/// `-mno-omit-leaf-frame-pointer`; clang keeps it.
+pub const C_FP_FLAGS: &[&str] = &[
     "-O2",
     "-g",
     "-fno-omit-frame-pointer",
@@ -137,10 +144,7 @@ pub const C_FLAGS: &[&str] = &[
 ];
 
 /// Compiles `tests/workloads/<source>` with [`C_FLAGS`] into `dir/<out_name>`, with `$CC`
-/// (default `clang`). GCC 12 drops the frame of small leaf functions at -O2 even with
-/// `-mno-omit-leaf-frame-pointer`, so a frame-pointer walk from the leaf skips its caller;
-/// clang keeps the frame. Unwinding frameless code is a separate feature (CFI unwinding)
-/// with tests of its own.
+/// (default `gcc`, the distributions' compiler).
 pub fn build_c(source: &str, dir: &Path, out_name: &str) -> PathBuf {
     build_c_with(source, dir, out_name, &[])
 }
@@ -148,12 +152,19 @@ pub fn build_c(source: &str, dir: &Path, out_name: &str) -> PathBuf {
 /// [`build_c`] with extra compiler flags (e.g. `-static`).
 pub fn build_c_with(source: &str, dir: &Path, out_name: &str, extra: &[&str]) -> PathBuf {
     let mut flags: Vec<&str> = C_FLAGS.to_vec();
+    flags.extend_from_slice(extra);
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "gcc".to_string());
+    build_c_exact(&compiler, source, dir, out_name, &flags)
+}
+
+/// Compiles `tests/workloads/<source>` with frame pointers everywhere ([`C_FP_FLAGS`]), with
+/// clang, for the tests of frame-pointer walks.
+pub fn build_c_fp(source: &str, dir: &Path, out_name: &str) -> PathBuf {
+    let mut flags: Vec<&str> = C_FP_FLAGS.to_vec();
     if !cfg!(target_arch = "x86_64") {
         flags.retain(|f| *f != "-mno-omit-leaf-frame-pointer");
     }
-    flags.extend_from_slice(extra);
-    let compiler = std::env::var("CC").unwrap_or_else(|_| "clang".to_string());
-    build_c_exact(&compiler, source, dir, out_name, &flags)
+    build_c_exact("clang", source, dir, out_name, &flags)
 }
 
 /// Builds the Go module `tests/workloads/<module_dir>` into `dir/<module_dir>`.
