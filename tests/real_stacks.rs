@@ -17,9 +17,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The distribution way: optimised, no frame-pointer flags (GCC's default omits them).
-const DISTRO_FLAGS: &[&str] = &["-O2", "-g", "-pthread"];
-
 /// The outermost user frames of complete stacks.
 const ROOTS: &[&str] = &["_start", "clone3", "clone", "__clone3", "__clone"];
 
@@ -65,6 +62,23 @@ fn heaviest(p: &Decoded, value: &str, n: usize) -> String {
         .join("\n")
 }
 
+/// `rprof-bpf record EXTRA... -p PID --seconds SECONDS -o OUT`, which must succeed.
+fn record_pid(pid: u32, seconds: &str, out: &Path, extra: &[&str]) -> RunOutput {
+    let pid = pid.to_string();
+    let mut args = extra.to_vec();
+    args.extend_from_slice(&[
+        "-p",
+        &pid,
+        "--seconds",
+        seconds,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    let run = record(&args, Duration::from_secs(60));
+    run.assert_success();
+    run
+}
+
 fn record_launched(out: &Path, extra: &[&str], command: &[&str]) -> RunOutput {
     let mut args = extra.to_vec();
     args.extend_from_slice(&["-o", out.to_str().unwrap(), "--"]);
@@ -92,13 +106,7 @@ fn cpu_in_a_signal_handler_reaches_the_interrupted_code() {
     }
     let _cpu = exclusive_cpu();
     let dir = TempDir::new("signal-cpu");
-    let bin = build_c_exact(
-        "gcc",
-        "signal_work.c",
-        dir.path(),
-        "signal_work",
-        DISTRO_FLAGS,
-    );
+    let bin = build_c("signal_work.c", dir.path(), "signal_work");
     let out = dir.join("cpu.pb.gz");
     let run = record_launched(&out, &["-F", "299"], &[bin.to_str().unwrap(), "cpu", "3"]);
     let p = decode(&out);
@@ -138,13 +146,7 @@ fn blocking_in_a_signal_handler_reaches_the_interrupted_code() {
         return;
     }
     let dir = TempDir::new("signal-block");
-    let bin = build_c_exact(
-        "gcc",
-        "signal_work.c",
-        dir.path(),
-        "signal_work",
-        DISTRO_FLAGS,
-    );
+    let bin = build_c("signal_work.c", dir.path(), "signal_work");
     let out = dir.join("block.pb.gz");
     let run = record_launched(
         &out,
@@ -223,22 +225,13 @@ fn libc_blocking_stacks(kind: &str, value: &str, extra: &[&str]) {
         return;
     }
     let dir = TempDir::new(&format!("libc-blocking-{kind}"));
-    let bin = build_c_exact(
-        "gcc",
-        "libc_blocking.c",
-        dir.path(),
-        "libc_blocking",
-        DISTRO_FLAGS,
-    );
+    let bin = build_c("libc_blocking.c", dir.path(), "libc_blocking");
     let w = Workload::start(&bin, &["6"]);
     let out = dir.join("blocking.pb.gz");
-    let pid = w.pid.to_string();
-    let mut args = vec!["--type", kind, "-p", &pid, "--seconds", "2"];
+    let mut args = vec!["--type", kind];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["-o", out.to_str().unwrap()]);
-    let run = record(&args, Duration::from_secs(60));
+    let run = record_pid(w.pid, "2", &out, &args);
     w.kill();
-    run.assert_success();
     let p = decode(&out);
     let mut shares = Vec::new();
     for (thread, wait, main) in LIBC_WAITS {
@@ -325,7 +318,7 @@ fn c_threads_and_processes_name_their_creator() {
         return;
     }
     let dir = TempDir::new("creators-c");
-    let bin = build_c_exact("gcc", "creators.c", dir.path(), "creators", DISTRO_FLAGS);
+    let bin = build_c("creators.c", dir.path(), "creators");
     let out = dir.join("c.pb.gz");
     let n = N.to_string();
     let run = record_launched(
@@ -355,25 +348,11 @@ fn attached_creations_name_their_creator() {
         return;
     }
     let dir = TempDir::new("creators-attached");
-    let bin = build_c_exact("gcc", "creators.c", dir.path(), "creators", DISTRO_FLAGS);
+    let bin = build_c("creators.c", dir.path(), "creators");
     let w = Workload::start(&bin, &["1", "6"]);
     let out = dir.join("attached.pb.gz");
-    let pid = w.pid.to_string();
-    let run = record(
-        &[
-            "--type",
-            "threadcreate",
-            "-p",
-            &pid,
-            "--seconds",
-            "2",
-            "-o",
-            out.to_str().unwrap(),
-        ],
-        Duration::from_secs(60),
-    );
+    let run = record_pid(w.pid, "2", &out, &["--type", "threadcreate"]);
     w.kill();
-    run.assert_success();
     let p = decode(&out);
     let creators = [
         "via_pthread_create",
@@ -409,7 +388,7 @@ fn cpp_std_thread_names_its_creator() {
         "creators_cpp.cpp",
         dir.path(),
         "creators_cpp",
-        DISTRO_FLAGS,
+        C_FLAGS,
     );
     let out = dir.join("cpp.pb.gz");
     let n = N.to_string();
@@ -751,18 +730,13 @@ fn java_jit_frames_are_named_and_complete() {
             "8",
         ],
     );
-    let pid = java.pid.to_string();
     let jcmd = Command::new("jcmd")
-        .args([&pid, "Compiler.perfmap"])
+        .args([&java.pid.to_string(), "Compiler.perfmap"])
         .output()
         .expect("jcmd");
     assert!(jcmd.status.success(), "{jcmd:?}");
     let out = dir.join("java.pb.gz");
-    let run = record(
-        &["-p", &pid, "--seconds", "3", "-o", out.to_str().unwrap()],
-        Duration::from_secs(60),
-    );
-    run.assert_success();
+    let run = record_pid(java.pid, "3", &out, &[]);
     java.kill();
     check_jit(&decode(&out), "JitSpin.fib", 0.8, &run);
 }
