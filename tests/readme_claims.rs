@@ -264,8 +264,9 @@ fn max_unwind_memory_file_over_the_limit_is_unwound_by_frame_pointers() {
     let dir = TempDir::new("claims-unwind-memory");
     let limit = ["--max-unwind-memory", "256"];
 
-    // Frame pointers everywhere (clang with C_FLAGS): a frame-pointer walk finds every caller.
-    let built = build_c("fp_paths.c", dir.path(), "fp_paths_fp");
+    // Frame pointers everywhere (clang with C_FP_FLAGS): a frame-pointer walk finds every
+    // caller.
+    let built = build_c_fp("fp_paths.c", dir.path(), "fp_paths_fp");
     let fp_bin = without_search_table(&built, &dir.join("fp_nohdr"));
     let w = Workload::start(&fp_bin, &["30"]);
     let (_, p) = record_pid(&w, &dir.join("fp-over.pb.gz"), "3", &limit);
@@ -364,7 +365,8 @@ fn max_entries_full_map_drops_and_counts_samples() {
     }
     let _cpu = exclusive_cpu();
     let dir = TempDir::new("claims-max-entries");
-    let bin = build_c("fp_paths.c", dir.path(), "fp_paths");
+    // The in-kernel map holds frame-pointer walks (--call-graph fp).
+    let bin = build_c_fp("fp_paths.c", dir.path(), "fp_paths");
     let w = Workload::start(&bin, &["30"]);
     fp_paths_workers(&w);
     let out = dir.join("full.pb.gz");

@@ -308,8 +308,9 @@ fn cfi_step(
 /// One frame-pointer step: the saved FP and return address sit at FP and FP + 8.
 fn fp_step(r: Regs, mem: &impl StackMemory) -> Result<Step, StackEnd> {
     if r.fp == 0 {
-        // Program and thread entry points clear the frame pointer.
-        return Err(StackEnd::Outermost);
+        // Entry points clear the frame pointer, but so does code built without frame
+        // pointers, which never sets it: without CFI saying so, this is no known root.
+        return Err(StackEnd::NoUnwindInfo);
     }
     let (fp, ip) = match (mem.read_u64(r.fp), mem.read_u64(r.fp.wrapping_add(8))) {
         (Some(fp), Some(ip)) => (fp, ip),
