@@ -84,6 +84,14 @@ mod tests {
             "writer",
         ];
         assert_eq!(classify(rw), Mechanism::PthreadRwlock);
+        // A priority-inheritance mutex waits in FUTEX_LOCK_PI, below the lock's slow path
+        // (pthread_mutex_lock jumps to it: its own frame is gone).
+        let pi = [
+            "__futex_lock_pi64",
+            "__pthread_mutex_lock_full",
+            "take_handed_pi_mutex",
+        ];
+        assert_eq!(classify(pi), Mechanism::PthreadMutex);
         let cond = [
             "__futex_abstimed_wait_common",
             "__pthread_cond_wait_common",

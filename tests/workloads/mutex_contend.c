@@ -21,6 +21,19 @@
  *            "semwait"                  wait_on_semaphore     sem_wait on a semaphore that
  *                                                             "signaller" posts every 2 ms
  *            "signaller"                signal_loop           the signals and posts
+ *   handoff  "hmutex_hold"/"_wait"      take_handed_mutex     pairs of threads: the holder
+ *            "hrdlock_hold"/"_wait"     take_handed_rdlock    (hand_over_lock) hands its
+ *            "hwrlock_hold"/"_wait"     take_handed_wrlock    lock over to the waiter once
+ *            "hwrlockr_hold"/"_wait"    take_handed_wrlock_   the kernel shows the waiter
+ *                                       from_reader           asleep on it: one futex wait
+ *                                                             per round (see "locks handed
+ *                                                             over" below); a default mutex,
+ *                                                             an rwlock's rdlock and wrlock
+ *                                                             behind a writer, its wrlock
+ *                                                             behind a reader
+ *   pi       "pimutex_hold"/"_wait"     take_handed_pi_mutex  the same with a priority-
+ *                                                             inheritance mutex, which waits
+ *                                                             in FUTEX_LOCK_PI
  *
  * A lock round first tries the lock (trylock); only if it is taken does it measure the
  * wait: CLOCK_MONOTONIC before and after the blocking lock call, summed per thread. That
@@ -49,7 +62,7 @@
  * inside. It is small beside the CPU time the calls themselves take, which FUTEX_OFFCPU_NS
  * leaves out.)
  *
- * Build: clang -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -pthread
+ * Build: gcc -O2 -g -pthread (as distributions build: no frame pointers; clang works too)
  * Usage: mutex_contend SECONDS GROUPS [LOGFILE]
  *   GROUPS is a comma-separated list of the groups above. Prints "ready <pid>" once every
  *   thread exists and is named, runs for SECONDS, stops and joins the threads, prints the
@@ -77,7 +90,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_THREADS 16
+/*
+ * The functions a test looks for on the stacks keep their names and frames: never inlined,
+ * and (GCC) never cloned, merged with an identical one or otherwise changed by
+ * interprocedural optimization, which would rename them (contend_on_rwlock.constprop.0).
+ */
+#if defined(__clang__)
+#define KNOWN __attribute__((noinline))
+#else
+#define KNOWN __attribute__((noipa))
+#endif
+
+#define MAX_THREADS 32
 #define MAX_TICKS 20000
 #define TICK_NS 20000000LL
 
@@ -92,10 +116,15 @@ enum group {
     G_RWLOCK,
     G_FUTEX,
     G_CONDVAR,
+    G_HANDOFF,
+    G_PI,
     G_COUNT
 };
 
-static const char *const group_names[G_COUNT] = {"mutex", "rwlock", "futex", "condvar"};
+static const char *const group_names[G_COUNT] = {"mutex",   "rwlock",  "futex",
+                                                 "condvar", "handoff", "pi"};
+
+struct handoff;
 
 /* What one thread did. Written by the thread, read (relaxed) by the main thread. */
 struct thread_stats {
@@ -119,6 +148,8 @@ struct thread_stats {
     _Atomic int offcpu_unknown;
     /* /proc/thread-self/schedstat, opened by the thread itself; -1 when it cannot be. */
     int schedstat_fd;
+    /* Handed-over locks only: the thread's pair. */
+    struct handoff *pair;
 };
 
 static struct thread_stats stats[MAX_THREADS];
@@ -264,7 +295,7 @@ static int is_running(void)
 
 /* ---- the known functions ---- */
 
-__attribute__((noinline)) void contend_on_mutex(struct thread_stats *me)
+KNOWN void contend_on_mutex(struct thread_stats *me)
 {
     while (is_running()) {
         if (pthread_mutex_trylock(&the_mutex) != 0) {
@@ -282,7 +313,7 @@ __attribute__((noinline)) void contend_on_mutex(struct thread_stats *me)
     __asm__ volatile("" ::: "memory");
 }
 
-__attribute__((noinline)) void contend_on_rwlock(struct thread_stats *me, int writer)
+KNOWN void contend_on_rwlock(struct thread_stats *me, int writer)
 {
     while (is_running()) {
         int busy = writer ? pthread_rwlock_trywrlock(&the_rwlock)
@@ -343,7 +374,7 @@ static inline __attribute__((always_inline)) void raw_futex_unlock(void)
         syscall(SYS_futex, &the_futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-__attribute__((noinline)) void contend_on_raw_futex(struct thread_stats *me)
+KNOWN void contend_on_raw_futex(struct thread_stats *me)
 {
     const struct timespec nap = {0, futex_nap_ns};
     while (is_running()) {
@@ -359,7 +390,7 @@ __attribute__((noinline)) void contend_on_raw_futex(struct thread_stats *me)
 }
 
 /* Waits for the signaller's next signal (or 20 ms) on its own event. */
-__attribute__((noinline)) void wait_on_condvar(struct thread_stats *me, struct event *ev)
+KNOWN void wait_on_condvar(struct thread_stats *me, struct event *ev)
 {
     while (is_running()) {
         pthread_mutex_lock(&ev->lock);
@@ -384,7 +415,7 @@ __attribute__((noinline)) void wait_on_condvar(struct thread_stats *me, struct e
     __asm__ volatile("" ::: "memory");
 }
 
-__attribute__((noinline)) void wait_on_semaphore(struct thread_stats *me)
+KNOWN void wait_on_semaphore(struct thread_stats *me)
 {
     while (is_running()) {
         long long t0 = mono_ns();
@@ -398,7 +429,7 @@ __attribute__((noinline)) void wait_on_semaphore(struct thread_stats *me)
 
 /* Every 2 ms: a new generation of each event, signalled after the unlock (so that a woken
  * waiter never finds its mutex taken), and a post of the semaphore. */
-__attribute__((noinline)) void signal_loop(struct thread_stats *me)
+KNOWN void signal_loop(struct thread_stats *me)
 {
     const struct timespec ms2 = {0, 2000000L};
     while (is_running()) {
@@ -415,6 +446,211 @@ __attribute__((noinline)) void signal_loop(struct thread_stats *me)
     __asm__ volatile("" ::: "memory");
 }
 
+/* ---- locks handed over to a thread known to be asleep in the kernel ---- */
+
+/*
+ * A pair of threads and its lock. Each round the holder takes the lock (it is free: the
+ * waiter gave it back), lets the waiter ask for it, and lets it go only once the kernel
+ * shows the waiter asleep in futex(2) (/proc/self/task/TID/syscall names the system call of
+ * a thread that is off CPU, and says "running" otherwise). The waiter wakes with the lock:
+ * nobody else wants it. So each of the waiter's lock calls makes exactly one futex wait,
+ * which the waiter counts (FUTEX_CALLS) and times as the raw futex lock does its calls: a
+ * count that does not depend on how glibc spins or retries, nor on the machine's load.
+ * The holder never waits: it takes the lock with a trylock, and fails loudly otherwise.
+ */
+enum handoff_kind {
+    H_MUTEX,             /* pthread_mutex_lock on a default mutex */
+    H_RDLOCK,            /* pthread_rwlock_rdlock while a writer holds the rwlock */
+    H_WRLOCK,            /* pthread_rwlock_wrlock while a writer holds it */
+    H_WRLOCK_FROM_READER, /* pthread_rwlock_wrlock while a reader holds it */
+    H_PI_MUTEX,          /* pthread_mutex_lock on a PTHREAD_PRIO_INHERIT mutex */
+    H_COUNT
+};
+
+struct handoff {
+    enum handoff_kind kind;
+    pthread_mutex_t mutex;
+    pthread_rwlock_t rwlock;
+    /* The last round the holder let the waiter ask in, and the last round it finished. */
+    _Atomic long long go, done;
+    /* Set by the holder once it has handed over its last round. */
+    atomic_int quit;
+    /* Noted by the holder: the futex operation the waiter was last seen asleep in. */
+    atomic_int op;
+    struct thread_stats *holder, *waiter;
+};
+static struct handoff handoffs[H_COUNT];
+
+/* The holder's nap while it waits for the waiter, and between two rounds (fewer, but still
+ * hundreds of, waits a second per pair, which a profiler keeping every wait can keep up
+ * with). */
+#define POLL_NS 20000L
+#define HANDOFF_GAP_NS 1000000L
+
+static void nap(long ns)
+{
+    const struct timespec ts = {0, ns};
+    nanosleep(&ts, NULL);
+}
+
+static void fail(const char *what)
+{
+    fprintf(stderr, "mutex_contend: %s\n", what);
+    exit(3);
+}
+
+/* The futex operation (its command: FUTEX_WAIT, FUTEX_LOCK_PI...) the thread whose
+ * /proc/self/task/TID/syscall is open at fd is asleep in, or -1 when it is not asleep in
+ * futex(2). */
+static int asleep_in_futex(int fd)
+{
+    char buf[256];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        fail("cannot read the waiter's /proc/self/task/TID/syscall");
+    buf[n] = 0;
+    long nr;
+    unsigned long uaddr, op;
+    if (sscanf(buf, "%ld 0x%lx 0x%lx", &nr, &uaddr, &op) != 3 || nr != SYS_futex)
+        return -1;
+    return (int)(op & FUTEX_CMD_MASK);
+}
+
+/* Waits for the holder to let the waiter of p ask for its lock: the round, or 0 when the
+ * holder has quit. */
+static long long next_round(struct handoff *p)
+{
+    for (;;) {
+        long long go = atomic_load(&p->go);
+        if (go != atomic_load(&p->done))
+            return go;
+        if (atomic_load(&p->quit))
+            return 0;
+        nap(POLL_NS);
+    }
+}
+
+/* One round of the waiter, inlined into the known function, so that the lock call is made
+ * from it: the lock, timed as the raw futex lock times its calls, and given back. */
+static inline __attribute__((always_inline)) void take_handed_lock(struct thread_stats *me,
+                                                                   struct handoff *p,
+                                                                   enum handoff_kind kind,
+                                                                   long long round)
+{
+    struct kernel_times k0, k1;
+    kernel_times_before(me, &k0);
+    long long t0 = mono_ns();
+    int rc;
+    switch (kind) {
+    case H_RDLOCK:
+        rc = pthread_rwlock_rdlock(&p->rwlock);
+        break;
+    case H_WRLOCK:
+    case H_WRLOCK_FROM_READER:
+        rc = pthread_rwlock_wrlock(&p->rwlock);
+        break;
+    default:
+        rc = pthread_mutex_lock(&p->mutex);
+        break;
+    }
+    long long t1 = mono_ns();
+    kernel_times_after(me, &k1);
+    if (rc != 0)
+        fail("a handed-over lock could not be taken");
+    add(&me->rounds, 1);
+    add(&me->contended, 1);
+    add(&me->wait_ns, t1 - t0);
+    add(&me->futex_calls, 1);
+    add(&me->futex_ns, t1 - t0);
+    if (k0.run_delay_ns < 0 || k1.run_delay_ns < 0)
+        atomic_store(&me->offcpu_unknown, 1);
+    else
+        add(&me->futex_offcpu_ns, inside_call_ns(t1 - t0, &k0, &k1, 1));
+    if (kind == H_MUTEX || kind == H_PI_MUTEX)
+        pthread_mutex_unlock(&p->mutex);
+    else
+        pthread_rwlock_unlock(&p->rwlock);
+    atomic_store(&p->done, round);
+}
+
+KNOWN void take_handed_mutex(struct thread_stats *me, struct handoff *p)
+{
+    for (long long r; (r = next_round(p));)
+        take_handed_lock(me, p, H_MUTEX, r);
+    __asm__ volatile("" ::: "memory");
+}
+
+KNOWN void take_handed_rdlock(struct thread_stats *me, struct handoff *p)
+{
+    for (long long r; (r = next_round(p));)
+        take_handed_lock(me, p, H_RDLOCK, r);
+    __asm__ volatile("" ::: "memory");
+}
+
+KNOWN void take_handed_wrlock(struct thread_stats *me, struct handoff *p)
+{
+    for (long long r; (r = next_round(p));)
+        take_handed_lock(me, p, H_WRLOCK, r);
+    __asm__ volatile("" ::: "memory");
+}
+
+KNOWN void take_handed_wrlock_from_reader(struct thread_stats *me, struct handoff *p)
+{
+    for (long long r; (r = next_round(p));)
+        take_handed_lock(me, p, H_WRLOCK_FROM_READER, r);
+    __asm__ volatile("" ::: "memory");
+}
+
+KNOWN void take_handed_pi_mutex(struct thread_stats *me, struct handoff *p)
+{
+    for (long long r; (r = next_round(p));)
+        take_handed_lock(me, p, H_PI_MUTEX, r);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* The holder's rounds, while the workload runs; then it tells the waiter to quit. */
+KNOWN void hand_over_lock(struct thread_stats *me, struct handoff *p)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", atomic_load(&p->waiter->tid));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail("cannot open the waiter's /proc/self/task/TID/syscall");
+    for (long long round = 1; is_running(); round++) {
+        int rc;
+        switch (p->kind) {
+        case H_RDLOCK:
+        case H_WRLOCK:
+            rc = pthread_rwlock_trywrlock(&p->rwlock);
+            break;
+        case H_WRLOCK_FROM_READER:
+            rc = pthread_rwlock_tryrdlock(&p->rwlock);
+            break;
+        default:
+            rc = pthread_mutex_trylock(&p->mutex);
+            break;
+        }
+        if (rc != 0)
+            fail("the holder found its lock taken");
+        atomic_store(&p->go, round);
+        int op;
+        while ((op = asleep_in_futex(fd)) < 0)
+            nap(POLL_NS);
+        atomic_store(&p->op, op);
+        if (p->kind == H_MUTEX || p->kind == H_PI_MUTEX)
+            pthread_mutex_unlock(&p->mutex);
+        else
+            pthread_rwlock_unlock(&p->rwlock);
+        while (atomic_load(&p->done) != round)
+            nap(POLL_NS);
+        add(&me->rounds, 1);
+        nap(HANDOFF_GAP_NS);
+    }
+    atomic_store(&p->quit, 1);
+    close(fd);
+    __asm__ volatile("" ::: "memory");
+}
+
 /* ---- threads ---- */
 
 static void enter(struct thread_stats *me)
@@ -424,7 +660,7 @@ static void enter(struct thread_stats *me)
     pthread_barrier_wait(&started);
 }
 
-__attribute__((noinline)) static void *mutex_thread(void *arg)
+KNOWN static void *mutex_thread(void *arg)
 {
     enter(arg);
     contend_on_mutex(arg);
@@ -432,7 +668,7 @@ __attribute__((noinline)) static void *mutex_thread(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void *rwlock_writer(void *arg)
+KNOWN static void *rwlock_writer(void *arg)
 {
     enter(arg);
     contend_on_rwlock(arg, 1);
@@ -440,7 +676,7 @@ __attribute__((noinline)) static void *rwlock_writer(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void *rwlock_reader(void *arg)
+KNOWN static void *rwlock_reader(void *arg)
 {
     enter(arg);
     contend_on_rwlock(arg, 0);
@@ -448,7 +684,7 @@ __attribute__((noinline)) static void *rwlock_reader(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void *futex_thread(void *arg)
+KNOWN static void *futex_thread(void *arg)
 {
     enter(arg);
     contend_on_raw_futex(arg);
@@ -456,7 +692,7 @@ __attribute__((noinline)) static void *futex_thread(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void *condvar_thread(void *arg)
+KNOWN static void *condvar_thread(void *arg)
 {
     struct thread_stats *me = arg;
     enter(me);
@@ -465,7 +701,7 @@ __attribute__((noinline)) static void *condvar_thread(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void *semaphore_thread(void *arg)
+KNOWN static void *semaphore_thread(void *arg)
 {
     enter(arg);
     wait_on_semaphore(arg);
@@ -473,10 +709,44 @@ __attribute__((noinline)) static void *semaphore_thread(void *arg)
     return NULL;
 }
 
-__attribute__((noinline)) static void *signaller_thread(void *arg)
+KNOWN static void *signaller_thread(void *arg)
 {
     enter(arg);
     signal_loop(arg);
+    __asm__ volatile("" ::: "memory");
+    return NULL;
+}
+
+KNOWN static void *handoff_holder(void *arg)
+{
+    struct thread_stats *me = arg;
+    enter(me);
+    hand_over_lock(me, me->pair);
+    __asm__ volatile("" ::: "memory");
+    return NULL;
+}
+
+KNOWN static void *handoff_waiter(void *arg)
+{
+    struct thread_stats *me = arg;
+    enter(me);
+    switch (me->pair->kind) {
+    case H_MUTEX:
+        take_handed_mutex(me, me->pair);
+        break;
+    case H_RDLOCK:
+        take_handed_rdlock(me, me->pair);
+        break;
+    case H_WRLOCK:
+        take_handed_wrlock(me, me->pair);
+        break;
+    case H_WRLOCK_FROM_READER:
+        take_handed_wrlock_from_reader(me, me->pair);
+        break;
+    default:
+        take_handed_pi_mutex(me, me->pair);
+        break;
+    }
     __asm__ volatile("" ::: "memory");
     return NULL;
 }
@@ -486,25 +756,38 @@ struct thread_def {
     enum group group;
     const char *func;
     void *(*main)(void *);
+    /* Handed-over locks: 1 + the pair's kind (its index in handoffs); 0 for the others. */
+    int pair;
 };
 
 static const struct thread_def defs[] = {
-    {"mutex0", G_MUTEX, "contend_on_mutex", mutex_thread},
-    {"mutex1", G_MUTEX, "contend_on_mutex", mutex_thread},
-    {"mutex2", G_MUTEX, "contend_on_mutex", mutex_thread},
-    {"mutex3", G_MUTEX, "contend_on_mutex", mutex_thread},
-    {"rwwrite0", G_RWLOCK, "contend_on_rwlock", rwlock_writer},
-    {"rwwrite1", G_RWLOCK, "contend_on_rwlock", rwlock_writer},
-    {"rwread0", G_RWLOCK, "contend_on_rwlock", rwlock_reader},
-    {"rwread1", G_RWLOCK, "contend_on_rwlock", rwlock_reader},
-    {"futex0", G_FUTEX, "contend_on_raw_futex", futex_thread},
-    {"futex1", G_FUTEX, "contend_on_raw_futex", futex_thread},
-    {"futex2", G_FUTEX, "contend_on_raw_futex", futex_thread},
-    {"futex3", G_FUTEX, "contend_on_raw_futex", futex_thread},
-    {"condvar0", G_CONDVAR, "wait_on_condvar", condvar_thread},
-    {"condvar1", G_CONDVAR, "wait_on_condvar", condvar_thread},
-    {"semwait", G_CONDVAR, "wait_on_semaphore", semaphore_thread},
-    {"signaller", G_CONDVAR, "signal_loop", signaller_thread},
+    {"mutex0", G_MUTEX, "contend_on_mutex", mutex_thread, 0},
+    {"mutex1", G_MUTEX, "contend_on_mutex", mutex_thread, 0},
+    {"mutex2", G_MUTEX, "contend_on_mutex", mutex_thread, 0},
+    {"mutex3", G_MUTEX, "contend_on_mutex", mutex_thread, 0},
+    {"rwwrite0", G_RWLOCK, "contend_on_rwlock", rwlock_writer, 0},
+    {"rwwrite1", G_RWLOCK, "contend_on_rwlock", rwlock_writer, 0},
+    {"rwread0", G_RWLOCK, "contend_on_rwlock", rwlock_reader, 0},
+    {"rwread1", G_RWLOCK, "contend_on_rwlock", rwlock_reader, 0},
+    {"futex0", G_FUTEX, "contend_on_raw_futex", futex_thread, 0},
+    {"futex1", G_FUTEX, "contend_on_raw_futex", futex_thread, 0},
+    {"futex2", G_FUTEX, "contend_on_raw_futex", futex_thread, 0},
+    {"futex3", G_FUTEX, "contend_on_raw_futex", futex_thread, 0},
+    {"condvar0", G_CONDVAR, "wait_on_condvar", condvar_thread, 0},
+    {"condvar1", G_CONDVAR, "wait_on_condvar", condvar_thread, 0},
+    {"semwait", G_CONDVAR, "wait_on_semaphore", semaphore_thread, 0},
+    {"signaller", G_CONDVAR, "signal_loop", signaller_thread, 0},
+    {"hmutex_hold", G_HANDOFF, "hand_over_lock", handoff_holder, 1 + H_MUTEX},
+    {"hmutex_wait", G_HANDOFF, "take_handed_mutex", handoff_waiter, 1 + H_MUTEX},
+    {"hrdlock_hold", G_HANDOFF, "hand_over_lock", handoff_holder, 1 + H_RDLOCK},
+    {"hrdlock_wait", G_HANDOFF, "take_handed_rdlock", handoff_waiter, 1 + H_RDLOCK},
+    {"hwrlock_hold", G_HANDOFF, "hand_over_lock", handoff_holder, 1 + H_WRLOCK},
+    {"hwrlock_wait", G_HANDOFF, "take_handed_wrlock", handoff_waiter, 1 + H_WRLOCK},
+    {"hwrlockr_hold", G_HANDOFF, "hand_over_lock", handoff_holder, 1 + H_WRLOCK_FROM_READER},
+    {"hwrlockr_wait", G_HANDOFF, "take_handed_wrlock_from_reader", handoff_waiter,
+     1 + H_WRLOCK_FROM_READER},
+    {"pimutex_hold", G_PI, "hand_over_lock", handoff_holder, 1 + H_PI_MUTEX},
+    {"pimutex_wait", G_PI, "take_handed_pi_mutex", handoff_waiter, 1 + H_PI_MUTEX},
 };
 #define NDEFS (int)(sizeof defs / sizeof defs[0])
 
@@ -526,12 +809,17 @@ static void take_tick(void)
 }
 
 /*
- * The report: how long the threads ran, one line per thread, then per group, then "done":
+ * The report: how long the threads ran, one line per thread, then per group, then the
+ * handed-over locks' futex operations, then "done":
  *   ran RAN_NS
  *   thread NAME TID GROUP FUNC ROUNDS CONTENDED WAIT_NS FUTEX_CALLS FUTEX_NS FUTEX_OFFCPU_NS
  *   group GROUP ROUNDS CONTENDED WAIT_NS FUTEX_CALLS FUTEX_NS FUTEX_OFFCPU_NS
+ *   futex_op FUNC OP
  * RAN_NS is the time from "ready" until the threads were told to stop; FUTEX_OFFCPU_NS is
- * -1 (for a group, when it is for any of its threads) when the kernel could not say.
+ * -1 (for a group, when it is for any of its threads) when the kernel could not say. For the
+ * waiter of a handed-over lock, FUTEX_CALLS, FUTEX_NS and FUTEX_OFFCPU_NS are of its lock
+ * calls, each of which made exactly one futex wait; OP is the futex command (0 FUTEX_WAIT,
+ * 6 FUTEX_LOCK_PI...) the waiter in FUNC was last seen asleep in.
  */
 static void print_report(const int *enabled, long long ran_ns)
 {
@@ -558,6 +846,10 @@ static void print_report(const int *enabled, long long ran_ns)
         if (enabled[g])
             printf("group %s %lld %lld %lld %lld %lld %lld\n", group_names[g], sums[g][0],
                    sums[g][1], sums[g][2], sums[g][3], sums[g][4], sums[g][5]);
+    }
+    for (int k = 0; k < H_COUNT; k++) {
+        if (handoffs[k].waiter)
+            printf("futex_op %s %d\n", handoffs[k].waiter->func, atomic_load(&handoffs[k].op));
     }
     printf("done\n");
     fflush(stdout);
@@ -616,6 +908,26 @@ int main(int argc, char **argv)
         snprintf(s->name, sizeof s->name, "%s", defs[i].name);
         s->group = defs[i].group;
         s->func = defs[i].func;
+        if (defs[i].pair) {
+            struct handoff *p = &handoffs[defs[i].pair - 1];
+            s->pair = p;
+            if (defs[i].main == handoff_holder)
+                p->holder = s;
+            else
+                p->waiter = s;
+        }
+    }
+    for (int k = 0; k < H_COUNT; k++) {
+        struct handoff *p = &handoffs[k];
+        if (!p->holder)
+            continue;
+        pthread_mutexattr_t mattr;
+        pthread_mutexattr_init(&mattr);
+        if (k == H_PI_MUTEX && pthread_mutexattr_setprotocol(&mattr, PTHREAD_PRIO_INHERIT) != 0)
+            fail("no priority-inheritance mutexes");
+        p->kind = k;
+        pthread_mutex_init(&p->mutex, &mattr);
+        pthread_rwlock_init(&p->rwlock, NULL);
     }
     pthread_barrier_init(&started, NULL, (unsigned)n_threads + 1);
     for (int i = 0, t = 0; i < NDEFS; i++) {
