@@ -17,7 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   golang-go                                              `go tool pprof`, and the Go test workloads
 #   graphviz                                               pprof's graph and flame graph views
 #   bpftool                                                inspecting BPF programs and BTF
-#   util-linux procps time                                 setpriv, runuser, ps/pgrep, GNU time
+#   util-linux procps time                                 setpriv, runuser, unshare, ps/pgrep,
+#                                                          GNU time
+#   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0       the allocators that replace glibc's
+#                                                          malloc (LD_PRELOAD) in the alloc tests
 #   g++                                                    the C++ test workloads
 #   tmux                                                   a real terminal for the progress test
 #   postgresql nodejs openjdk-17-jdk-headless              real programs for the stack tests
@@ -33,6 +36,7 @@ PACKAGES=(
     graphviz
     bpftool
     util-linux procps time
+    libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
 )
 
 missing=()
