@@ -17,7 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 #   golang-go                                              `go tool pprof`, and the Go test workloads
 #   graphviz                                               pprof's graph and flame graph views
 #   bpftool                                                inspecting BPF programs and BTF
-#   util-linux procps time                                 setpriv, runuser, ps/pgrep, GNU time
+#   util-linux procps time                                 setpriv, runuser, unshare, ps/pgrep,
+#                                                          GNU time
+#   libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0       the allocators that replace glibc's
+#                                                          malloc (LD_PRELOAD) in the alloc tests
 #   g++                                                    the C++ test workloads
 #   tmux                                                   a real terminal for the progress test
 #   gcc-aarch64-linux-gnu libc6-dev-arm64-cross            arm64 builds for the unwinder's tests
@@ -35,6 +38,7 @@ PACKAGES=(
     graphviz
     bpftool
     util-linux procps time
+    libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0
 )
 
 missing=()

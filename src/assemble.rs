@@ -30,8 +30,10 @@ pub struct RecordingInfo {
 
 const KERNEL_MAPPING: &str = "[kernel.kallsyms]";
 
-/// The allocator entry points, under the names glibc's symbols give them too.
-const ALLOCATOR_FRAMES: &str = "^(__GI_|__libc_|__GI___libc_|__)?(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc)$";
+/// The allocator entry points, under the names glibc's symbols give them too, and the
+/// replacements' own names of the same functions, which their symbols may give instead
+/// (`tc_malloc` and `tc_realloc` in tcmalloc, `mi_realloc` in mimalloc, `je_` in jemalloc).
+const ALLOCATOR_FRAMES: &str = "^(__GI_|__libc_|__GI___libc_|__|tc_|mi_|je_)?(malloc|calloc|realloc|reallocarray|free|posix_memalign|aligned_alloc|memalign|valloc|pvalloc)$";
 
 /// Identity of a file across processes (the same `Arc` is shared by all of them).
 fn file_id(f: &Arc<MappedFile>) -> usize {

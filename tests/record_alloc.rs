@@ -9,6 +9,13 @@
 //! Also: an attached recording (in-use covers the window only), a target that exits while
 //! recorded, a static binary (its own malloc is probed), an allocator function that relays
 //! to another one, and a process with no allocator at all (tests/workloads/no_malloc.c).
+//!
+//! Then, on workloads built as distributions build them (no frame pointers), with every
+//! allocation recorded so that the counts are exact: jemalloc, tcmalloc and mimalloc
+//! replacing glibc's malloc through LD_PRELOAD (and jemalloc linked in), blocks freed by
+//! another thread than the one that allocated them (tests/workloads/alloc_handoff.c), and a
+//! process attached to in its own mount namespace, where the allocator's path is not the
+//! host's.
 
 mod common;
 
@@ -88,6 +95,10 @@ struct Truth {
     paths: BTreeMap<String, i64>,
     kept: i64,
     rounds: Vec<Round>,
+    /// alloc_handoff: "thread NAME TID".
+    threads: BTreeMap<String, i64>,
+    /// alloc_handoff: "freed BYTES BLOCKS", what the consumer freed of the producer's.
+    freed: Option<(i64, i64)>,
 }
 
 impl Truth {
@@ -117,6 +128,10 @@ impl Truth {
                     t.paths.insert(words[1].to_string(), num(2));
                 }
                 Some("kept") => t.kept = num(1),
+                Some("thread") => {
+                    t.threads.insert(words[1].to_string(), num(2));
+                }
+                Some("freed") => t.freed = Some((num(1), num(2))),
                 Some("round") => t.rounds.push(Round {
                     t_ns: num(1),
                     frees: num(2),
@@ -175,13 +190,14 @@ impl Truth {
 // ---------------------------------------------------------------------------------------
 
 /// The allocator function a symbol stands for, whatever glibc calls it: `malloc`,
-/// `__libc_malloc`, `__GI___libc_malloc`, `__malloc` (static glibc), `__posix_memalign`...
+/// `__libc_malloc`, `__GI___libc_malloc`, `__malloc` (static glibc), `__posix_memalign`...,
+/// or a replacement allocator: `tc_malloc` (tcmalloc), `mi_realloc` (mimalloc), `je_malloc`.
 fn allocator_base(name: &str) -> Option<&'static str> {
     let mut n = name;
     loop {
         let before = n;
         n = n.trim_start_matches('_');
-        for prefix in ["GI_", "libc_"] {
+        for prefix in ["GI_", "libc_", "tc_", "mi_", "je_"] {
             if let Some(rest) = n.strip_prefix(prefix) {
                 n = rest;
             }
@@ -1135,4 +1151,577 @@ fn launched_program_without_allocator_is_a_clear_error() {
         Duration::from_secs(30),
     );
     assert_no_allocator_error(&run, &bin, None, &out);
+}
+
+// ---------------------------------------------------------------------------------------
+// Distribution builds: replacement allocators, frees on another thread, mount namespaces
+// ---------------------------------------------------------------------------------------
+
+/// How distributions build C: optimised, with DWARF, and without frame pointers (GCC's
+/// default at -O2), so that the callers above the allocator's caller are found only
+/// through CFI.
+const DISTRO_FLAGS: &[&str] = &["-O2", "-g", "-pthread"];
+
+/// `--alloc-sample-bytes 0`: every allocation recorded, its stack walked by frame pointers
+/// from the allocator's entry. The allocator's caller is exact (its return address is at
+/// the stack pointer there); the callers above it are lost in code without frame pointers,
+/// as the README says.
+const EVERY: i64 = 0;
+
+/// `--alloc-sample-bytes 1`: every allocation (of at least one byte) is at least the rate,
+/// so every one is kept, weighted by its own size: the counts are as exact as with 0, and
+/// each stack is copied and unwound with CFI. The copies go through a ring buffer that
+/// holds [`CFI_RUN_MAX`] of them at the least (src/collect/alloc.rs), emptied every 50 ms:
+/// a run that makes fewer allocations than that in all cannot lose one, however late the
+/// emptying comes on a loaded machine.
+const EVERY_WITH_CFI: i64 = 1;
+
+/// The most allocations a run at [`EVERY_WITH_CFI`] may make.
+const CFI_RUN_MAX: i64 = 512;
+
+/// The functions of allocs.c that call the allocator.
+const ALLOCS_FNS: &[&str] = &[
+    PATH_FREES,
+    "keep_malloc",
+    "keep_calloc",
+    "realloc_seed",
+    "keep_realloc",
+    "keep_posix_memalign",
+    "keep_aligned_alloc",
+];
+
+fn build_distro(source: &str, dir: &Path, out_name: &str) -> PathBuf {
+    build_c_exact("gcc", source, dir, out_name, DISTRO_FLAGS)
+}
+
+/// The functions of allocs.c from the allocator's caller `func` up to main, leaf first
+/// (each is noinline). one_round calls path_keeps last, and GCC makes that a tail call (a
+/// jump): path_keeps returns straight to main, so one_round is not on its stacks.
+fn allocs_chain(func: &'static str) -> Vec<&'static str> {
+    match func {
+        PATH_FREES => vec![PATH_FREES, "one_round", "main"],
+        "realloc_seed" => vec![func, "keep_realloc", PATH_KEEPS, "main"],
+        _ => vec![func, PATH_KEEPS, "main"],
+    }
+}
+
+/// Each of `funcs`, as the allocator's caller, has exactly the workload's counts: every
+/// call, every byte asked for, and every block and byte it kept (the only ones in use).
+fn check_exact(p: &Decoded, truth: &Truth, funcs: &[&str], problems: &mut Vec<String>) {
+    let callers = by_caller(p);
+    for func in funcs {
+        let t = truth.func(func);
+        let want = Vals {
+            alloc_objects: t.calls,
+            alloc_space: t.bytes,
+            inuse_objects: t.kept_blocks,
+            inuse_space: t.kept_bytes,
+        };
+        let got = callers.get(*func).copied().unwrap_or_default();
+        if got != want {
+            problems.push(format!("{func}: profile {got:?}, workload {want:?}"));
+        }
+    }
+}
+
+/// Every sample whose allocator caller begins one of `chains` has the whole chain on its
+/// stack, in that order from the leaf (with nothing, or other callers, between them), and
+/// every chain has samples.
+fn check_chains(p: &Decoded, chains: &[Vec<&str>], problems: &mut Vec<String>) {
+    for chain in chains {
+        let samples: Vec<&StackSample> = p
+            .samples
+            .iter()
+            .filter(|s| caller(s) == Some(chain[0]))
+            .collect();
+        if samples.is_empty() {
+            problems.push(format!("no sample allocated by {}", chain[0]));
+        }
+        let broken: Vec<&&StackSample> = samples
+            .iter()
+            .filter(|s| {
+                let mut names = s.user_names().into_iter();
+                !chain.iter().all(|want| names.any(|n| n == *want))
+            })
+            .collect();
+        if let Some(first) = broken.first() {
+            problems.push(format!(
+                "{} of {} stacks allocated by {} lack {} (in this order from the leaf), \
+                 such as {}",
+                broken.len(),
+                samples.len(),
+                chain[0],
+                chain.join(" <- "),
+                first.names().join(" <- ")
+            ));
+        }
+    }
+}
+
+/// Every sample allocated by one of `funcs` has the allocator's entry as its leaf, in
+/// `library` (the path the process maps it by): that is the allocator that was probed.
+fn check_allocator_file(p: &Decoded, funcs: &[&str], library: &str, problems: &mut Vec<String>) {
+    for s in &p.samples {
+        if !caller(s).is_some_and(|c| funcs.contains(&c)) {
+            continue;
+        }
+        let leaf = s.user_frames().first();
+        if !leaf.is_some_and(|f| allocator_base(&f.name).is_some() && f.mapping == library) {
+            problems.push(format!(
+                "the leaf of {:?} is {:?} in {:?}, not an allocator function in {library}",
+                s.names(),
+                leaf.map(|f| &f.name),
+                leaf.map(|f| &f.mapping)
+            ));
+            return;
+        }
+    }
+}
+
+/// A run at [`EVERY_WITH_CFI`] made few enough allocations that none could be lost.
+fn assert_cfi_run_small(p: &Decoded) {
+    let made = all(p).alloc_objects;
+    assert!(
+        made < CFI_RUN_MAX,
+        "the run made {made} allocations; at --alloc-sample-bytes 1 more than \
+         {CFI_RUN_MAX} could overrun the stack copies' ring buffer"
+    );
+}
+
+/// A replacement allocator's library as Debian installs it (scripts/setup.sh installs
+/// `package`), or None when it is missing: a failure under CI, a skip elsewhere.
+fn replacement_library(file: &str, package: &str) -> Option<PathBuf> {
+    let triple = format!("{}-linux-gnu", std::env::consts::ARCH);
+    let found = [
+        format!("/usr/lib/{triple}/{file}"),
+        format!("/lib/{triple}/{file}"),
+    ]
+    .into_iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{file} is missing (scripts/setup.sh installs {package})"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            format!("\n*** SKIPPED: {file} is missing; install {package}\n").as_bytes(),
+        );
+    }
+    found
+}
+
+/// `LD_PRELOAD=LIBRARY rprof-bpf record --type alloc --alloc-sample-bytes RATE -o OUT --
+/// PROGRAM ARGS...`: the launched program inherits rprof-bpf's environment, so the library
+/// replaces glibc's allocator in it. The profile and the workload's report (its stdout).
+fn record_preloaded(
+    library: &Path,
+    program: &Path,
+    args: &[&str],
+    rate: i64,
+    out: &Path,
+) -> (Decoded, Truth) {
+    let rate = rate.to_string();
+    let mut cmd = record_cmd(&[
+        "--type",
+        "alloc",
+        "--alloc-sample-bytes",
+        &rate,
+        "-o",
+        out.to_str().unwrap(),
+        "--",
+        program.to_str().unwrap(),
+    ]);
+    cmd.args(args).env("LD_PRELOAD", library);
+    let run = Running::start(cmd).finish(Duration::from_secs(60));
+    run.assert_success();
+    let truth = Truth::parse(&run.stdout);
+    assert!(
+        truth.done && truth.pid.is_some(),
+        "the workload did not finish\n{}",
+        run.describe()
+    );
+    (decode(out), truth)
+}
+
+/// allocs.c under a replacement allocator preloaded into the launched command: the
+/// replacement's functions are the ones probed (the allocator frame is in its file), and
+/// every allocating function has exactly the workload's counts, with every allocation
+/// recorded by frame pointers (20 rounds) and again with CFI (1 round, whose stacks must
+/// reach main through the workload's frameless functions). No allocator frame is a leaf
+/// in pprof: drop_frames knows the replacement's names for its functions too.
+///
+/// The three replacements give the same exact counts as glibc, so nothing here needs a
+/// looser bound: a replacement's function that went through another probed one on its way
+/// (calloc through malloc) would still be one allocation, for the outer call, as
+/// allocator_relaying_to_malloc_counts_once_for_its_caller shows for glibc.
+fn check_replacement(file: &str, package: &str, tag: &str) {
+    if !require_bpf() {
+        return;
+    }
+    let Some(library) = replacement_library(file, package) else {
+        return;
+    };
+    // The process maps the file itself (tcmalloc's name is a symbolic link).
+    let mapped = library.canonicalize().unwrap().display().to_string();
+    let dir = TempDir::new(&format!("alloc-{tag}"));
+    let bin = build_distro("allocs.c", dir.path(), "allocs");
+
+    let out = dir.join("every.pb.gz");
+    let (p, truth) = record_preloaded(&library, &bin, &["run", "20"], EVERY, &out);
+    let mut problems = Vec::new();
+    check_exact(&p, &truth, ALLOCS_FNS, &mut problems);
+    check_allocator_file(&p, ALLOCS_FNS, &mapped, &mut problems);
+    check_labels(&p, truth.pid.unwrap(), "allocs", EVERY, &mut problems);
+    let top = check_pprof_leaves(&out, "alloc_space", ALLOCS_FNS, &mut problems);
+    let context = [comparison(&p, &truth), top, stacks(&p, "alloc_space", 12)];
+
+    let out = dir.join("cfi.pb.gz");
+    let (q, truth_cfi) = record_preloaded(&library, &bin, &["run", "1"], EVERY_WITH_CFI, &out);
+    assert_cfi_run_small(&q);
+    let mut cfi_problems = Vec::new();
+    check_exact(&q, &truth_cfi, ALLOCS_FNS, &mut cfi_problems);
+    check_allocator_file(&q, ALLOCS_FNS, &mapped, &mut cfi_problems);
+    let chains: Vec<Vec<&str>> = ALLOCS_FNS.iter().map(|f| allocs_chain(f)).collect();
+    check_chains(&q, &chains, &mut cfi_problems);
+    check_labels(
+        &q,
+        truth_cfi.pid.unwrap(),
+        "allocs",
+        EVERY_WITH_CFI,
+        &mut cfi_problems,
+    );
+    problems.extend(cfi_problems.into_iter().map(|m| format!("with CFI: {m}")));
+    assert_no_problems(
+        &problems,
+        &[
+            &format!("{file} ({mapped}), every allocation by frame pointers, 20 rounds:"),
+            &context.join("\n"),
+            "every allocation with CFI, 1 round:",
+            &comparison(&q, &truth_cfi),
+            &stacks(&q, "alloc_space", 12),
+        ],
+    );
+}
+
+#[test]
+fn jemalloc_preloaded_counts_exactly_per_function() {
+    check_replacement("libjemalloc.so.2", "libjemalloc2", "jemalloc");
+}
+
+/// allocs.c linked against jemalloc (DT_NEEDED, as Debian links redis-server) and launched
+/// without LD_PRELOAD: jemalloc is the allocator it uses, and the one probed; every
+/// function's counts are exact. The program finds its own copy of jemalloc through its
+/// run path, `$ORIGIN/lib`, as the loader does.
+#[test]
+fn jemalloc_linked_counts_exactly_per_function() {
+    if !require_bpf() {
+        return;
+    }
+    let file = "libjemalloc.so.2";
+    let Some(library) = replacement_library(file, "libjemalloc2") else {
+        return;
+    };
+    let dir = TempDir::new("alloc-jemalloc-linked");
+    let lib_dir = dir.join("lib");
+    std::fs::create_dir_all(&lib_dir).unwrap();
+    let own_copy = lib_dir.join(file);
+    std::fs::copy(&library, &own_copy).unwrap();
+    let mapped = own_copy.canonicalize().unwrap().display().to_string();
+    let mut flags = DISTRO_FLAGS.to_vec();
+    let (search, link) = (format!("-L{}", lib_dir.display()), format!("-l:{file}"));
+    // The library comes before the source on the command line: without --no-as-needed the
+    // linker would drop it as unused there.
+    flags.extend([
+        "-Wl,--no-as-needed",
+        search.as_str(),
+        link.as_str(),
+        "-Wl,-rpath,$ORIGIN/lib",
+    ]);
+    let bin = build_c_exact("gcc", "allocs.c", dir.path(), "allocs", &flags);
+    let out = dir.join("linked.pb.gz");
+    let (p, truth) = record_launched(&bin, &["run", "20"], EVERY, &out);
+    let mut problems = Vec::new();
+    check_exact(&p, &truth, ALLOCS_FNS, &mut problems);
+    check_allocator_file(&p, ALLOCS_FNS, &mapped, &mut problems);
+    check_labels(&p, truth.pid.unwrap(), "allocs", EVERY, &mut problems);
+    assert_no_problems(
+        &problems,
+        &[&comparison(&p, &truth), &stacks(&p, "alloc_space", 12)],
+    );
+}
+
+#[test]
+fn tcmalloc_preloaded_counts_exactly_per_function() {
+    check_replacement(
+        "libtcmalloc_minimal.so.4",
+        "libtcmalloc-minimal4",
+        "tcmalloc",
+    );
+}
+
+#[test]
+fn mimalloc_preloaded_counts_exactly_per_function() {
+    check_replacement("libmimalloc.so.2", "libmimalloc2.0", "mimalloc");
+}
+
+/// Producer/consumer (tests/workloads/alloc_handoff.c): the producer thread allocates
+/// every item, the consumer thread frees 3 in 4 and keeps the rest. In use must be exactly
+/// what the consumer kept, on the producer's stacks and thread (the frees on the other
+/// thread take the blocks out), and the consumer's own kept notes on its thread; all with
+/// every allocation recorded, by frame pointers over 5000 items, then with CFI over 300
+/// items, whose stacks must reach each thread's function (main is not on a thread's
+/// stack: its function is the root of its code).
+#[test]
+fn frees_on_another_thread_leave_in_use_exactly_what_was_kept() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("alloc-handoff");
+    let bin = build_distro("alloc_handoff.c", dir.path(), "alloc_handoff");
+    let funcs = ["produce_item", "consumer_note"];
+    let mut problems = Vec::new();
+    let mut context = Vec::new();
+    for (rate, items) in [(EVERY, "5000"), (EVERY_WITH_CFI, "300")] {
+        let out = dir.join(&format!("handoff-{rate}.pb.gz"));
+        let (p, truth) = record_launched(&bin, &[items], rate, &out);
+        if rate == EVERY_WITH_CFI {
+            assert_cfi_run_small(&p);
+        }
+        let mut found = Vec::new();
+        check_exact(&p, &truth, &funcs, &mut found);
+        // The producer's blocks in use are what it made less what the consumer freed.
+        let made = truth.func("produce_item");
+        let (freed_bytes, freed_blocks) = truth.freed.expect("the workload's freed line");
+        let produced = by_caller(&p)
+            .get("produce_item")
+            .copied()
+            .unwrap_or_default();
+        if (produced.inuse_space, produced.inuse_objects)
+            != (made.bytes - freed_bytes, made.calls - freed_blocks)
+        {
+            found.push(format!(
+                "produce_item in use: {} bytes in {} blocks; it made {} in {}, and the \
+                 consumer freed {freed_bytes} in {freed_blocks}",
+                produced.inuse_space, produced.inuse_objects, made.bytes, made.calls
+            ));
+        }
+        // Each function's samples are its thread's.
+        for (func, thread) in [("produce_item", "producer"), ("consumer_note", "consumer")] {
+            let tid = truth.threads.get(thread).copied();
+            let other = p.samples.iter().find(|s| {
+                caller(s) == Some(func) && (s.tid() != tid || s.str("thread_comm") != Some(thread))
+            });
+            if let Some(s) = other {
+                found.push(format!(
+                    "a sample of {func} has tid {:?} and thread_comm {:?}, not the \
+                     {thread}'s {tid:?}",
+                    s.tid(),
+                    s.str("thread_comm")
+                ));
+            }
+        }
+        if rate == EVERY_WITH_CFI {
+            let chains = vec![
+                vec!["produce_item", "producer_main"],
+                vec!["consumer_note", "consumer_main"],
+            ];
+            check_chains(&p, &chains, &mut found);
+        }
+        problems.extend(
+            found
+                .into_iter()
+                .map(|m| format!("--alloc-sample-bytes {rate}, {items} items: {m}")),
+        );
+        context.push(format!(
+            "--alloc-sample-bytes {rate}, {items} items:\n{}{}",
+            comparison(&p, &truth),
+            stacks(&p, "inuse_space", 8)
+        ));
+    }
+    assert_no_problems(&problems, &[&context.join("\n")]);
+}
+
+/// `rprof-bpf record --type alloc --alloc-sample-bytes RATE -p PID -o OUT` on a workload
+/// waiting for SIGUSR1 (`allocs signal`): the signal goes once rprof-bpf says that it is
+/// attached (`timing: attach_ms=N` on stderr under `RPROF_TIMINGS=1`), so that all the
+/// workload's rounds fall in the window; the recording ends when the workload exits.
+fn record_attached_then_signal(w: &Workload, rate: i64, out: &Path) -> RunOutput {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    let (pid, rate) = (w.pid.to_string(), rate.to_string());
+    let args = [
+        "--type",
+        "alloc",
+        "--alloc-sample-bytes",
+        &rate,
+        "-p",
+        &pid,
+        "--seconds",
+        "30",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let command = format!("RPROF_TIMINGS=1 rprof-bpf record {}", args.join(" "));
+    let started = std::time::Instant::now();
+    let mut child = record_cmd(&args)
+        .env("RPROF_TIMINGS", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rprof-bpf");
+    let mut stdout = child.stdout.take().unwrap();
+    let stdout = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line.starts_with("timing: attach_ms="));
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    // Gives up when rprof-bpf's stderr ends (it failed) or after 30 s.
+    let mut attached = false;
+    while let Some(left) = Duration::from_secs(30).checked_sub(started.elapsed()) {
+        match rx.recv_timeout(left) {
+            Ok(true) => {
+                attached = true;
+                break;
+            }
+            Ok(false) => {}
+            Err(_) => break,
+        }
+    }
+    if attached {
+        unsafe {
+            libc::kill(w.pid as libc::pid_t, libc::SIGUSR1);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if std::time::Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let run = RunOutput {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        elapsed: started.elapsed(),
+        timed_out,
+        command,
+    };
+    assert!(
+        attached,
+        "rprof-bpf did not say that it was attached\n{}",
+        run.describe()
+    );
+    run
+}
+
+/// `-p` into a process in its own mount namespace (`unshare -m`), run from a tmpfs mounted
+/// over a directory there: the program and its preloaded jemalloc are at paths that the
+/// host does not have (the same directory is empty on the host). The allocator must be
+/// found and probed through `/proc/PID/root`, and the profile exact: every function's
+/// counts with every allocation recorded by frame pointers (20 rounds), then with CFI (1
+/// round), the stacks reaching main, and the allocator frame in the file the process maps.
+#[test]
+fn attached_in_another_mount_namespace_finds_the_allocator_there() {
+    if !require_bpf() {
+        return;
+    }
+    let lib_file = "libjemalloc.so.2";
+    let Some(library) = replacement_library(lib_file, "libjemalloc2") else {
+        return;
+    };
+    let dir = TempDir::new("alloc-mntns");
+    let (stage, app) = (dir.join("stage"), dir.join("app"));
+    for d in [&stage, &app] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    build_distro("allocs.c", &stage, "allocs");
+    std::fs::copy(&library, stage.join(lib_file)).unwrap();
+    let script = "mount -t tmpfs rprof-test \"$1\" && cp \"$2/allocs\" \"$2/$3\" \"$1/\" && \
+                  LD_PRELOAD=\"$1/$3\" exec \"$1/allocs\" signal \"$4\" \"$5\"";
+    let mut problems = Vec::new();
+    let mut context = Vec::new();
+    for (rate, rounds) in [(EVERY, "20"), (EVERY_WITH_CFI, "1")] {
+        let log = dir.join(&format!("counts-{rate}.log"));
+        let out = dir.join(&format!("mntns-{rate}.pb.gz"));
+        let w = Workload::start(
+            Path::new("unshare"),
+            &[
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                app.to_str().unwrap(),
+                stage.to_str().unwrap(),
+                lib_file,
+                rounds,
+                log.to_str().unwrap(),
+            ],
+        );
+        // The premise: the process maps files under app/ that the host does not see.
+        let maps = std::fs::read_to_string(format!("/proc/{}/maps", w.pid)).unwrap();
+        let (in_app_bin, in_app_lib) = (app.join("allocs"), app.join(lib_file));
+        for f in [&in_app_bin, &in_app_lib] {
+            assert!(
+                maps.contains(&f.display().to_string()) && !f.exists(),
+                "{} should be mapped by the process and missing on the host\n{maps}",
+                f.display()
+            );
+        }
+        let run = record_attached_then_signal(&w, rate, &out);
+        run.assert_success();
+        let workload_pid = w.pid as i64;
+        let status = w.wait(Duration::from_secs(15));
+        assert!(status.success(), "the workload failed: {status}");
+        let truth = Truth::parse(&std::fs::read_to_string(&log).expect("the workload's log"));
+        assert!(truth.done, "the workload did not finish");
+        let p = decode(&out);
+        if rate == EVERY_WITH_CFI {
+            assert_cfi_run_small(&p);
+        }
+        let mut found = Vec::new();
+        check_exact(&p, &truth, ALLOCS_FNS, &mut found);
+        let lib_seen = in_app_lib.display().to_string();
+        check_allocator_file(&p, ALLOCS_FNS, &lib_seen, &mut found);
+        check_labels(&p, workload_pid, "allocs", rate, &mut found);
+        if rate == EVERY_WITH_CFI {
+            let chains: Vec<Vec<&str>> = ALLOCS_FNS.iter().map(|f| allocs_chain(f)).collect();
+            check_chains(&p, &chains, &mut found);
+        }
+        problems.extend(
+            found
+                .into_iter()
+                .map(|m| format!("--alloc-sample-bytes {rate}, {rounds} rounds: {m}")),
+        );
+        context.push(format!(
+            "--alloc-sample-bytes {rate}, {rounds} rounds:\n{}{}\n{}",
+            comparison(&p, &truth),
+            stacks(&p, "alloc_space", 8),
+            run.describe()
+        ));
+    }
+    assert_no_problems(&problems, &[&context.join("\n")]);
 }

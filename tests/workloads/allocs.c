@@ -19,7 +19,8 @@
  * blocks it kept. Only the allocations of these functions are counted; the rest of the
  * program (stdio) allocates a few KiB at most.
  *
- * Build: clang -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -pthread
+ * Build: clang -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -pthread, or as
+ * distributions build (gcc -O2 -g -pthread, no frame pointers) for the CFI tests.
  * Usage:
  *   allocs run ROUNDS
  *     Prints "ready <pid>", runs ROUNDS rounds back to back, prints the counts (see
@@ -36,10 +37,14 @@
  *   allocs relay ROUNDS
  *     Like run, but each round is 400 calls of relay_aligned_alloc (aligned_alloc(16,
  *     size), freed at once; see there) instead of path_frees and path_keeps.
+ *   allocs signal ROUNDS LOGFILE
+ *     Prints "ready <pid>", waits for SIGUSR1 (so that a profiler can be attached first),
+ *     runs ROUNDS rounds back to back, writes the counts and "done" to LOGFILE, and exits 0.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -303,7 +308,7 @@ static void print_counts(FILE *out)
 static int usage(void)
 {
     fprintf(stderr, "usage: allocs run ROUNDS | allocs loop SECONDS LOGFILE |"
-                    " allocs relay ROUNDS\n");
+                    " allocs relay ROUNDS | allocs signal ROUNDS LOGFILE\n");
     return 2;
 }
 
@@ -346,6 +351,30 @@ int main(int argc, char **argv)
         for (unsigned long i = 0; i < n_rounds; i++)
             fprintf(log, "round %lld %lu %lu %lu\n", rounds_log[i].t_ns, rounds_log[i].frees_bytes,
                     rounds_log[i].keeps_bytes, rounds_log[i].kept_bytes);
+        fclose(log);
+        return 0;
+    }
+    if (argc >= 4 && strcmp(argv[1], "signal") == 0) {
+        long rounds = atol(argv[2]);
+        sigset_t go;
+        int sig;
+        sigemptyset(&go);
+        sigaddset(&go, SIGUSR1);
+        /* Blocked before "ready", so that a signal sent as soon as it is read waits here. */
+        sigprocmask(SIG_BLOCK, &go, NULL);
+        printf("ready %d\n", getpid());
+        fflush(stdout);
+        if (sigwait(&go, &sig) != 0)
+            return 1;
+        for (long r = 0; r < rounds; r++)
+            one_round();
+        FILE *log = fopen(argv[3], "w");
+        if (!log) {
+            perror(argv[3]);
+            return 1;
+        }
+        print_counts(log);
+        fprintf(log, "done\n");
         fclose(log);
         return 0;
     }
