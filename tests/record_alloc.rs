@@ -710,7 +710,9 @@ fn exact_mode_counts_every_allocation() {
         return;
     }
     let dir = TempDir::new("alloc-exact");
-    let bin = build_c("allocs.c", dir.path(), "allocs");
+    // Every allocation recorded walks frame pointers (README): the paths above the
+    // allocator's caller need them.
+    let bin = build_c_fp("allocs.c", dir.path(), "allocs");
     let out = dir.join("exact.pb.gz");
     let (p, truth) = record_launched(&bin, &["run", "100"], 0, &out);
     assert_eq!(
