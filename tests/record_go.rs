@@ -84,7 +84,7 @@ fn go_program_shares_match_its_own_pprof() {
     // on ours as on Go's: both sample the same CPU time at ~250 Hz. (Not a fixed number:
     // on a busy machine the workers get less than their 2 CPUs.)
     assert!(
-        go_n >= 500,
+        go_n >= 200,
         "Go's own profile has only {go_n} hot samples\n{context}"
     );
     assert!(
@@ -96,14 +96,20 @@ fn go_program_shares_match_its_own_pprof() {
         (go_cum - 0.7).abs() <= 0.1,
         "Go's profile does not show the designed 70/30 split\n{context}"
     );
-    // Ours agrees with it within 5 percentage points, flat and cumulative.
+    // Ours agrees with it within 5 percentage points, flat and cumulative; or, when a busy
+    // machine left fewer samples, within 4 standard deviations of the difference of two
+    // shares sampled apart (each sqrt(p(1-p)/n)).
+    let sd = |n: i64| (0.7 * 0.3 / n.max(1) as f64).sqrt();
+    let tolerance = 0.05f64.max(4.0 * (sd(ours_n).powi(2) + sd(go_n).powi(2)).sqrt());
     assert!(
-        (ours_flat - go_flat).abs() <= 0.05,
-        "flat shares differ by more than 5pp\n{context}"
+        (ours_flat - go_flat).abs() <= tolerance,
+        "flat shares differ by more than {:.1}pp\n{context}",
+        100.0 * tolerance
     );
     assert!(
-        (ours_cum - go_cum).abs() <= 0.05,
-        "cumulative shares differ by more than 5pp\n{context}"
+        (ours_cum - go_cum).abs() <= tolerance,
+        "cumulative shares differ by more than {:.1}pp\n{context}",
+        100.0 * tolerance
     );
     for s in ours
         .samples
