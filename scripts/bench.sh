@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The performance benchmark of rprof-bpf (a benchmark, not a test). It has four sections, and writes
-# their results, with the targets and whether each was met, to BENCHMARKS.md:
+# The performance benchmark of rprof-bpf (a benchmark, not a test). It has five sections, and writes
+# their results, with the targets and whether each was met (the stacks section has none), to
+# BENCHMARKS.md:
 #
 #   cpu     (scripts/bench/cpu.sh) Against one busy 2-thread process (scripts/bench/busy.c), it
 #           records 5 s at 99 Hz with `rprof-bpf record -p PID` and, as the peer, with
@@ -43,8 +44,18 @@
 #           that file's table takes to build, and that --max-unwind-memory bounds their memory.
 #           Targets: complete stacks >= perf's; rprof-bpf's CPU time <= 0.5 x perf's record +
 #           report; unwind-table memory within the limit; the 100 MB file's build time reported.
+#   stacks  (scripts/bench/stacks.sh) The rooted share of real programs' stacks: of samples (cpu),
+#           blocked time (off-cpu) or creations (threadcreate), the share whose user stack reaches
+#           the program's or thread's entry, for rprof-bpf and `perf record --call-graph dwarf`
+#           recording the same run at the same time, at 99 Hz, 3 times: CPU in and blocking under
+#           signal handlers (tests/workloads/signal_work.c), threads and processes made through
+#           libc (creators.c), PostgreSQL 15 under pgbench (cpu and off-cpu), Node 20, Java 17 and
+#           CPython 3.12 JIT code named by perf maps (with the share of samples naming the hot
+#           function) and a Go program's frameless leaf, normal and stripped (with main.viaA's share
+#           beside that of Go's own runtime/pprof profile). Shares only, no targets; the counting is
+#           scripts/bench/stacks_share.py.
 #
-#   sudo scripts/bench.sh [all|cpu|offcpu|uprobes|unwind]      (default: all)
+#   sudo scripts/bench.sh [all|cpu|offcpu|uprobes|unwind|stacks]      (default: all)
 #
 # `all` rewrites BENCHMARKS.md from scratch. A single section replaces only its own part of it and
 # keeps the other section's last results as they were.
@@ -52,7 +63,9 @@
 # Before each section it waits up to BENCH_QUIET_WAIT seconds (default 120) for the CPUs to be
 # less than 10% busy, since other work on this small machine skews every number; it then goes on
 # anyway and records how busy the machine was. BENCH_RUNS (default 3) sets the number of runs of
-# each tool, for a quick check of the script itself.
+# each tool, for a quick check of the script itself. BENCH_NO_BUILD=1 skips `cargo build --release`
+# and benchmarks target/release/rprof-bpf as it is (the sections say when it was built); the commands
+# in BENCHMARKS.md show the BENCH_* variables that were set.
 #
 # It exits 0 when the measurements were taken, whether or not every target was met; the tables
 # say which were. It exits non-zero when something could not be measured at all.
@@ -61,16 +74,16 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SECTIONS=(cpu offcpu uprobes unwind)
+SECTIONS=(cpu offcpu uprobes unwind stacks)
 RUNS="${BENCH_RUNS:-3}"
 QUIET_PERCENT=10
 QUIET_WAIT="${BENCH_QUIET_WAIT:-120}"
 
-usage() { die "usage: $0 [all|cpu|offcpu|uprobes|unwind]"; }
+usage() { die "usage: $0 [all|cpu|offcpu|uprobes|unwind|stacks]"; }
 (($# <= 1)) || usage
 case "${1:-all}" in
 all) selected=("${SECTIONS[@]}") ;;
-cpu | offcpu | uprobes | unwind) selected=("$1") ;;
+cpu | offcpu | uprobes | unwind | stacks) selected=("$1") ;;
 *) usage ;;
 esac
 [[ "$QUIET_WAIT" =~ ^[0-9]+$ ]] || die "BENCH_QUIET_WAIT must be a whole number of seconds"
@@ -80,9 +93,14 @@ need_root
 scripts/setup.sh
 find_cargo
 
-echo "==> cargo build --release" >&2
-cargo build --release
 rprof=target/release/rprof-bpf
+if [[ "${BENCH_NO_BUILD:-}" == 1 ]]; then
+    [[ -x "$rprof" ]] || die "BENCH_NO_BUILD=1, but there is no $rprof to benchmark"
+    echo "==> BENCH_NO_BUILD=1: benchmarking $rprof as it is, built $(date -u -r "$rprof" '+%Y-%m-%d %H:%M UTC')" >&2
+else
+    echo "==> cargo build --release" >&2
+    cargo build --release
+fi
 
 work=target/bench
 mkdir -p "$work"
@@ -90,12 +108,17 @@ mkdir -p "$work"
 # --- cleanup: whatever a section started is stopped, whatever it mounted is unmounted ------------
 
 bench_pids=()      # background processes to kill on exit
+bench_on_exit=()   # commands a section runs on exit (e.g. to stop a server it started)
 mounted_tracefs="" # set when a section mounted /sys/kernel/tracing
 cleanup() {
-    local pid
+    local pid cmd
     for pid in "${bench_pids[@]}"; do
         kill "$pid" 2>/dev/null || true
+        kill -CONT "$pid" 2>/dev/null || true # a stopped process only dies once continued
         wait "$pid" 2>/dev/null || true
+    done
+    for cmd in "${bench_on_exit[@]}"; do
+        "$cmd" || true
     done
     if [[ -n "$mounted_tracefs" ]]; then
         umount "$mounted_tracefs" 2>/dev/null ||
@@ -193,10 +216,23 @@ timing() {
 CLK_TCK="$(getconf CLK_TCK)"
 
 # The lines every section puts at its top: when, by what, on which build.
-if [[ -n "${SUDO_USER:-}" ]]; then command_line="sudo scripts/bench.sh"; else command_line="scripts/bench.sh"; fi
+bench_env="" # the BENCH_* variables that were set, as they go before the command
+for var in BENCH_RUNS BENCH_QUIET_WAIT BENCH_NO_BUILD; do
+    [[ -z "${!var:-}" ]] || bench_env+="$var=${!var} "
+done
+if [[ -n "${SUDO_USER:-}" ]]; then command_line="sudo ${bench_env}scripts/bench.sh"; else command_line="${bench_env}scripts/bench.sh"; fi
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo "no commit yet")"
 if [[ -n "$(git status --porcelain -- src bpf build.rs Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
     commit="$commit, with uncommitted changes"
+fi
+cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+machine="Linux $(uname -r) ($(uname -m)), $(nproc) CPUs ($cpu_model)"
+build_note="release build"
+if [[ "${BENCH_NO_BUILD:-}" == 1 ]]; then
+    build_note="release build, not rebuilt by the script (BENCH_NO_BUILD=1): $rprof of $(date -u -r "$rprof" '+%Y-%m-%d %H:%M UTC')"
+    if [[ -n "$(find src bpf build.rs Cargo.toml Cargo.lock -newer "$rprof" -print -quit 2>/dev/null)" ]]; then
+        build_note+=", older than some of the sources it is built from"
+    fi
 fi
 # section_header SECTION: the common bullet points of a section.
 section_header() {
@@ -205,7 +241,8 @@ section_header() {
     cat <<EOF
 - Date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - Command: \`$how\`$([[ -n "${SUDO_USER:-}" ]] || echo " (run as root, so without sudo)")
-- rprof-bpf: $commit, release build
+- rprof-bpf: $commit, $build_note
+- Machine: $machine
 EOF
 }
 
@@ -219,6 +256,8 @@ source scripts/bench/offcpu.sh
 source scripts/bench/uprobes.sh
 # shellcheck source=scripts/bench/unwind.sh
 source scripts/bench/unwind.sh
+# shellcheck source=scripts/bench/stacks.sh
+source scripts/bench/stacks.sh
 
 for section in "${selected[@]}"; do
     echo "==> section: $section" >&2
@@ -231,7 +270,6 @@ done
 begin_marker() { echo "<!-- bench.sh section $1: begin -->"; }
 end_marker() { echo "<!-- bench.sh section $1: end -->"; }
 
-cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 old=""
 [[ -f BENCHMARKS.md ]] && old="$(cat BENCHMARKS.md)"
 {
@@ -239,13 +277,15 @@ old=""
 # Benchmarks
 
 Written by \`scripts/bench.sh\`; do not edit by hand. Re-run it with \`sudo scripts/bench.sh\`, or
-one section with \`sudo scripts/bench.sh cpu\`, \`sudo scripts/bench.sh offcpu\`, \`sudo scripts/bench.sh uprobes\` or \`sudo scripts/bench.sh unwind\`.
+one section with \`sudo scripts/bench.sh cpu\`, \`sudo scripts/bench.sh offcpu\`, \`sudo scripts/bench.sh uprobes\`,
+\`sudo scripts/bench.sh unwind\` or \`sudo scripts/bench.sh stacks\`.
 
-- Machine: Linux $(uname -r) ($(uname -m)), $(nproc) CPUs ($cpu_model)
+- Machine of the last run: $machine
 - Sections: [CPU recording cost](#cpu-recording-cost),
   [Off-CPU recording overhead (issue 3)](#off-cpu-recording-overhead-issue-3),
-  [Uprobe and lock recording overhead (issue 4)](#uprobe-and-lock-recording-overhead-issue-4) and
-  [Unwinding without frame pointers (issue 5)](#unwinding-without-frame-pointers-issue-5)
+  [Uprobe and lock recording overhead (issue 4)](#uprobe-and-lock-recording-overhead-issue-4),
+  [Unwinding without frame pointers (issue 5)](#unwinding-without-frame-pointers-issue-5) and
+  [Rooted stacks of real programs](#rooted-stacks-of-real-programs)
 EOF
     for section in "${SECTIONS[@]}"; do
         echo
