@@ -520,11 +520,25 @@ fn check_no_event_waits(p: &Decoded, problems: &mut Vec<String>) {
         let names = s.names();
         // Waking from pthread_cond_wait re-takes its mutex: when another thread holds it,
         // that wait is contention on the mutex, and belongs in the profile (as in Go's,
-        // where sync.Cond's Wait re-locks L).
+        // where sync.Cond's Wait re-locks L): under the mutex's label, with the re-lock
+        // as the waiting frame.
         if names
             .iter()
             .any(|n| base_name(n) == "pthread_mutex_cond_lock")
         {
+            let user = s.user_callers();
+            let relock = user
+                .iter()
+                .position(|n| base_name(n) == "pthread_mutex_cond_lock");
+            let cond_wait = user.iter().position(|n| base_name(n) == "pthread_cond_wait");
+            let ordered = matches!((relock, cond_wait), (Some(r), Some(c)) if r < c);
+            if s.str("mechanism") != Some("pthread_mutex") || !ordered {
+                problems.push(format!(
+                    "a condition variable's re-lock must be contention on its mutex, taken \
+                     inside pthread_cond_wait: mechanism {:?}, stack {user:?}",
+                    s.str("mechanism")
+                ));
+            }
             continue;
         }
         if let Some(f) = names.iter().find(|n| EVENT_WAITERS.contains(n)) {
