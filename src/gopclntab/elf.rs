@@ -50,6 +50,26 @@ pub(super) struct Image<'d> {
     pub big_endian: bool,
 }
 
+/// Whether an ELF file has a section only Go's linker writes (the table itself, the build
+/// info or the build id note, which stripped binaries keep too); files without section
+/// headers get the benefit of the doubt.
+pub(super) fn looks_like_go(data: &[u8]) -> Result<bool, GoTableError> {
+    let file = object::File::parse(data)?;
+    let mut sections = file.sections().peekable();
+    if sections.peek().is_none() {
+        return Ok(true);
+    }
+    Ok(sections.any(|s| {
+        s.name().is_ok_and(|n| {
+            n == ".gopclntab"
+                || n.ends_with(".rel.ro.gopclntab")
+                || n == ".go.buildinfo"
+                || n == ".note.go.buildid"
+                || n == ".gosymtab"
+        })
+    }))
+}
+
 impl<'d> Image<'d> {
     pub(super) fn parse(data: &'d [u8]) -> Result<Image<'d>, GoTableError> {
         let file = object::File::parse(data)?;

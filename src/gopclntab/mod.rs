@@ -153,6 +153,11 @@ struct InlineRegion {
 impl GoTable {
     /// The table of an ELF image (the whole file's bytes); `Ok(None)` when the file is not Go.
     pub fn from_elf(data: &[u8]) -> Result<Option<Self>, GoTableError> {
+        // Every file a profile touches comes here: decide from the section headers alone
+        // before reading a (100 MB, 100k relocations) library's relocations.
+        if !elf::looks_like_go(data)? {
+            return Ok(None);
+        }
         let img = elf::Image::parse(data)?;
         load::from_image(&img)
     }

@@ -500,9 +500,11 @@ static void fail(const char *what)
 }
 
 /* The futex operation (its command: FUTEX_WAIT, FUTEX_LOCK_PI...) the thread whose
- * /proc/self/task/TID/syscall is open at fd is asleep in, or -1 when it is not asleep in
- * futex(2). */
-static int asleep_in_futex(int fd)
+ * /proc/self/task/TID/syscall is open at fd is asleep in, on a futex word within
+ * [lock, lock + size), or -1 when it is not asleep in futex(2) on that lock. The address
+ * matters: the waiter can still be asleep in another futex (the start barrier's) when the
+ * holder first looks, and a lock given back then would be taken without a wait. */
+static int asleep_in_futex(int fd, const void *lock, size_t size)
 {
     char buf[256];
     ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
@@ -512,6 +514,8 @@ static int asleep_in_futex(int fd)
     long nr;
     unsigned long uaddr, op;
     if (sscanf(buf, "%ld 0x%lx 0x%lx", &nr, &uaddr, &op) != 3 || nr != SYS_futex)
+        return -1;
+    if (uaddr < (unsigned long)lock || uaddr >= (unsigned long)lock + size)
         return -1;
     return (int)(op & FUTEX_CMD_MASK);
 }
@@ -634,7 +638,13 @@ KNOWN void hand_over_lock(struct thread_stats *me, struct handoff *p)
             fail("the holder found its lock taken");
         atomic_store(&p->go, round);
         int op;
-        while ((op = asleep_in_futex(fd)) < 0)
+        const void *lock = &p->mutex;
+        size_t size = sizeof p->mutex;
+        if (p->kind != H_MUTEX && p->kind != H_PI_MUTEX) {
+            lock = &p->rwlock;
+            size = sizeof p->rwlock;
+        }
+        while ((op = asleep_in_futex(fd, lock, size)) < 0)
             nap(POLL_NS);
         atomic_store(&p->op, op);
         if (p->kind == H_MUTEX || p->kind == H_PI_MUTEX)
