@@ -530,7 +530,9 @@ fn check_no_event_waits(p: &Decoded, problems: &mut Vec<String>) {
             let relock = user
                 .iter()
                 .position(|n| base_name(n) == "pthread_mutex_cond_lock");
-            let cond_wait = user.iter().position(|n| base_name(n) == "pthread_cond_wait");
+            let cond_wait = user
+                .iter()
+                .position(|n| base_name(n) == "pthread_cond_wait");
             let ordered = matches!((relock, cond_wait), (Some(r), Some(c)) if r < c);
             if s.str("mechanism") != Some("pthread_mutex") || !ordered {
                 problems.push(format!(
