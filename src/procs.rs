@@ -68,6 +68,13 @@ impl ProcessInfo {
         self.anonymous_code(addr).is_some()
     }
 
+    /// What changes when code is mapped or unmapped: the number of code ranges and the
+    /// bytes of anonymous code (a JIT's code space grows in place).
+    pub fn code_layout(&self) -> (usize, u64) {
+        let anonymous: u64 = self.anonymous.iter().map(|(start, end)| end - start).sum();
+        (self.mappings.len() + self.anonymous.len(), anonymous)
+    }
+
     /// Whether the process has executable memory that no file backs (JIT code).
     pub fn has_anonymous_code(&self) -> bool {
         !self.anonymous.is_empty()

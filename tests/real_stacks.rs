@@ -664,7 +664,7 @@ fn jit_shares(p: &Decoded, function: &str) -> (f64, f64, i64) {
     )
 }
 
-fn check_jit(p: &Decoded, function: &str, min_named: f64, run: &RunOutput) {
+fn check_jit(p: &Decoded, function: &str, min_named: f64, min_rooted: f64, run: &RunOutput) {
     let (named, rooted, n) = jit_shares(p, function);
     let context = format!(
         "{:.1}% of samples in JIT code named {function:?} ({n}), {:.1}% of those rooted\n\
@@ -678,7 +678,7 @@ fn check_jit(p: &Decoded, function: &str, min_named: f64, run: &RunOutput) {
     eprintln!("{context}");
     assert!(n >= 100, "{context}");
     assert!(named >= min_named, "{context}");
-    assert!(rooted >= 0.95, "{context}");
+    assert!(rooted >= min_rooted, "{context}");
 }
 
 /// Node with `--perf-basic-prof`: the JavaScript function is named, and its stacks go on
@@ -700,7 +700,9 @@ fn node_jit_frames_are_named_and_complete() {
     );
     let run = record_launched(&out, &["-F", "299"], &["sh", "-c", &command]);
     // perf report names 91% of a similar run's samples (the rest is start-up and compiling).
-    check_jit(&decode(&out), "fib", 0.8, &run);
+    // V8 maps new code pages as it compiles: a return address in one mapped since the maps
+    // were last read (at most 200 ms before) ends a stack early. 97-100% here.
+    check_jit(&decode(&out), "fib", 0.8, 0.9, &run);
 }
 
 /// Java 17 with `-XX:+PreserveFramePointer`, its map written by `jcmd PID Compiler.perfmap`
@@ -738,7 +740,7 @@ fn java_jit_frames_are_named_and_complete() {
     let out = dir.join("java.pb.gz");
     let run = record_pid(java.pid, "3", &out, &[]);
     java.kill();
-    check_jit(&decode(&out), "JitSpin.fib", 0.8, &run);
+    check_jit(&decode(&out), "JitSpin.fib", 0.8, 0.95, &run);
 }
 
 /// CPython 3.12's `-X perf`: Python functions named by their trampolines, which have no
@@ -778,5 +780,5 @@ fn python_perf_trampolines_are_named_and_complete() {
             "3",
         ],
     );
-    check_jit(&decode(&out), "py::fib:", 0.9, &run);
+    check_jit(&decode(&out), "py::fib:", 0.9, 0.95, &run);
 }

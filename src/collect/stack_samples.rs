@@ -27,9 +27,9 @@ const MAX_FRAMES: usize = 127;
 /// seldom enough that a program with a corrupt stack costs little.
 const REREAD_EVERY: Duration = Duration::from_millis(200);
 
-/// The longest a process whose stacks stay bad after reading its maps again waits before
-/// they are read again for it (the wait doubles from [`REREAD_EVERY`]).
-const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(5);
+/// The longest a process whose maps showed no new code when read again for a bad stack
+/// waits before they are read again for it (the wait doubles from [`REREAD_EVERY`]).
+const REREAD_AT_MOST_EVERY: Duration = Duration::from_secs(1);
 
 /// Bytes before the stack copy in a `stack_sample`.
 const HEADER: usize = std::mem::offset_of!(stack_sample, stack);
@@ -201,15 +201,18 @@ impl StackSamples {
             return false;
         };
         // A return address in code mapped since the maps were read (a JIT's new code, which
-        // CPython's trampolines are too): read them, try again. A stack that stays bad is
-        // corrupt, and the process waits longer before its maps are read for it again.
+        // CPython's trampolines are too): read them, try again. When reading them found no
+        // new code, the stack is corrupt (or caught in a prologue), and the process waits
+        // longer before its maps are read for it again.
+        let layout = |procs: &ProcessTable| procs.get(s.pid).map(|info| info.code_layout());
+        let before = layout(procs);
         if unwound.end == StackEnd::BadReturnAddress && self.reread_maps(procs, s.pid) {
             match unwind(&mut self.unwinder, procs) {
                 Some(again) => unwound = again,
                 None => return false,
             }
             let backoff = self.backoff.entry(s.pid).or_insert(REREAD_EVERY);
-            *backoff = if unwound.end == StackEnd::BadReturnAddress {
+            *backoff = if layout(procs) == before {
                 (*backoff * 2).min(REREAD_AT_MOST_EVERY)
             } else {
                 REREAD_EVERY
