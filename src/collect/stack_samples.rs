@@ -205,8 +205,8 @@ impl StackSamples {
         // new code, the stack is corrupt (or caught in a prologue), and the process waits
         // longer before its maps are read for it again.
         let layout = |procs: &ProcessTable| procs.get(s.pid).map(|info| info.code_layout());
-        let before = layout(procs);
-        if unwound.end == StackEnd::BadReturnAddress && self.reread_maps(procs, s.pid) {
+        let before = (unwound.end == StackEnd::BadReturnAddress).then(|| layout(procs));
+        if let Some(before) = before.filter(|_| self.reread_maps(procs, s.pid)) {
             match unwind(&mut self.unwinder, procs) {
                 Some(again) => unwound = again,
                 None => return false,
